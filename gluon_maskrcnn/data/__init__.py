@@ -1,0 +1,1 @@
+"""Datasets, transforms, RPN targets, batching and the synthetic COCO generator."""

@@ -1,0 +1,1 @@
+"""Building blocks of Faster and Mask R-CNN."""

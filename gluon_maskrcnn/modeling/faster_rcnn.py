@@ -1,0 +1,233 @@
+"""Faster R-CNN: backbone (+FPN), RPN, ROIAlign, box head, and in-graph RCNN targets.
+
+The block wires components it is given; each stage lives in its own module. Attribute names
+(``features``, ``top_features``, ``box_features``, ``class_predictor``, ``box_predictor``,
+``rpn``) are GluonCV's, so that GluonCV's parameter files load strictly.
+"""
+from collections import namedtuple
+
+import mxnet as mx
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+from .postprocess import detect
+from .roi_align import with_batch_index
+from .targets import RCNNTargetGenerator, RCNNTargetSampler
+
+__all__ = ["FasterRCNN"]
+
+
+class FasterRCNN(gluon.HybridBlock):
+    """Faster R-CNN.
+
+    Parameters
+    ----------
+    features : HybridBlock
+        Image (B, 3, H, W) -> one feature map (C4) or a list of pyramid levels (FPN).
+    top_features : HybridBlock or None
+        Applied to pooled ROI features before the box head (C4: res5).
+    box_features : HybridBlock or None
+        Box head on (top) ROI features -> (K, D); None means global average pooling.
+    classes : sequence of str
+        Foreground class names.
+    rpn : :class:`~gluon_maskrcnn.modeling.rpn.RPN`
+    roi_pool : :class:`~gluon_maskrcnn.modeling.roi_align.MultiLevelROIAlign`
+    per_device_batch_size : int
+        Images per device in training (the sampler loops over them).
+    num_sample, pos_iou_thresh, pos_ratio, max_num_gt :
+        Second-stage ROI sampling.
+    box_clip : float
+        Cap on predicted log-size deltas.
+    score_thresh, nms_thresh, nms_topk, force_nms :
+        Per-class detection filtering and NMS.
+    max_dets : int
+        Detections returned per image (``rcnn_max_dets``), default 100.
+    short, max_size : int
+        Image resizing the model was trained with (read by the transforms and ``predict``).
+    train_patterns : str or None
+        Regex of the parameters to train (GluonCV's convention); None trains all.
+
+    Inference ``net(x)`` returns ``(ids (B, K, 1), scores (B, K, 1), bboxes (B, K, 4))``.
+    Training (``autograd.train_mode()``) ``net(x, gt_boxes (B, M, 4), gt_labels (B, M, 1))``
+    returns :attr:`TRAIN_OUTPUTS` in GluonCV's order, also readable by name.
+    """
+
+    TRAIN_OUTPUTS = ("cls_pred", "box_pred", "rois", "samples", "matches", "raw_rpn_score",
+                     "raw_rpn_box", "anchors", "cls_targets", "box_targets", "box_masks",
+                     "indices")
+    INFER_OUTPUTS = ("ids", "scores", "bboxes")
+
+    def __init__(self, features, top_features, box_features, classes, *, rpn, roi_pool,
+                 per_device_batch_size=1, num_sample=128, pos_iou_thresh=0.5, pos_ratio=0.25,
+                 max_num_gt=300, box_clip=4.42, score_thresh=0.01, nms_thresh=0.5, nms_topk=-1,
+                 max_dets=100, force_nms=False, short=800, max_size=1333, train_patterns=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.classes = list(classes)
+        self.short, self.max_size = short, max_size
+        self.train_patterns = train_patterns
+        self._batch_size = per_device_batch_size
+        self._box_clip = box_clip
+        self._nms = dict(score_thresh=score_thresh, nms_thresh=nms_thresh, nms_topk=nms_topk,
+                         max_dets=max_dets, force_nms=force_nms)
+        with self.name_scope():
+            self.features = features
+            self.top_features = top_features
+            self.box_features = box_features
+            self.rpn = rpn
+            self.roi_pool = roi_pool
+            self._make_predictors(in_units=0)
+            self.sampler = RCNNTargetSampler(per_device_batch_size, rpn._train[1], num_sample,
+                                             pos_iou_thresh, pos_ratio, max_num_gt)
+            self.target_generator = RCNNTargetGenerator(self.num_class, self.sampler.max_pos)
+        self._output_types = {}
+
+    # ----------------------------------------------------------------- configuration
+    @property
+    def num_class(self):
+        return len(self.classes)
+
+    @property
+    def max_dets(self):
+        """Detections per image: ``max_dets``, or all candidates when there are fewer."""
+        return min(self._nms["max_dets"], self.num_class * self.rpn._test[1])
+
+    def set_nms(self, nms_thresh=0.5, nms_topk=-1, max_dets=100, force_nms=False, score_thresh=0.01):
+        """Change detection filtering; re-hybridize afterwards if the net was hybridized."""
+        self._clear_cached_op()
+        self._nms = dict(score_thresh=score_thresh, nms_thresh=nms_thresh, nms_topk=nms_topk,
+                         max_dets=max_dets, force_nms=force_nms)
+
+    def collect_train_params(self, select=None):
+        """Parameters to train: those matching ``select`` or the preset's ``train_patterns``."""
+        pattern = select if select is not None else self.train_patterns
+        return self.collect_params(pattern) if pattern else self.collect_params()
+
+    def _make_predictors(self, in_units):
+        self.class_predictor = nn.Dense(self.num_class + 1, weight_initializer=mx.init.Normal(0.01),
+                                        in_units=in_units, prefix="class_predictor_")
+        self.box_predictor = nn.Dense(self.num_class * 4, weight_initializer=mx.init.Normal(0.001),
+                                      in_units=in_units, prefix="box_predictor_")
+
+    def reset_class(self, classes, reuse_weights=None):
+        """Switch to a new class list, keeping the weights of the classes that carry over.
+
+        ``reuse_weights``: a list of class names present in both lists, or a dict
+        ``{new: old}`` of names or indices. By default every shared name is kept.
+        """
+        mapping = _class_mapping(self.classes, list(classes), reuse_weights)
+        old = (self.class_predictor, self.box_predictor)
+        self._clear_cached_op()
+        self.classes = list(classes)
+        in_units = old[0].weight.shape[1]
+        with self.name_scope():
+            self._make_predictors(in_units)
+        ctx = old[0].weight.list_ctx()
+        self.class_predictor.initialize(ctx=ctx)
+        self.box_predictor.initialize(ctx=ctx)
+        # background row 0 carries over; class k sits at row k+1 (scores) and rows 4k..4k+3 (boxes)
+        _copy_rows(old[0], self.class_predictor, {n + 1: o + 1 for n, o in mapping.items()} | {0: 0}, 1)
+        _copy_rows(old[1], self.box_predictor, mapping, 4)
+        self.target_generator = RCNNTargetGenerator(self.num_class, self.sampler.max_pos)
+        return mapping
+
+    # ----------------------------------------------------------------- stages
+    def _pool(self, F, feats, boxes):
+        """ROIAlign features for boxes (B, N, 4) -> (B*N, C, R, R)."""
+        return self.roi_pool(F.stop_gradient(with_batch_index(F, boxes)), *feats)
+
+    def _head_features(self, F, pooled):
+        """(top features for the mask head, flat box features (K, D))."""
+        top = self.top_features(pooled) if self.top_features is not None else pooled
+        if self.box_features is None:
+            return top, F.flatten(F.contrib.AdaptiveAvgPooling2D(top, output_size=1))
+        return top, self.box_features(top)
+
+    def _features(self, x):
+        feats = self.features(x)
+        return list(feats) if isinstance(feats, (list, tuple)) else [feats]
+
+    def _inference(self, F, x):
+        """Stage outputs at inference: dict with feats, ids, scores, bboxes."""
+        feats = self._features(x)
+        _, rois = self.rpn(F.zeros_like(x), *feats)  # (B, N, 4)
+        num_rois = self.rpn.post_nms
+        _, box_feat = self._head_features(F, self._pool(F, feats, rois))
+        cls_pred = self.class_predictor(box_feat).reshape((-1, num_rois, self.num_class + 1))  # (B*N, C+1) -> (B, N, C+1)
+        box_pred = self.box_predictor(box_feat).reshape((-1, num_rois, self.num_class, 4))  # (B*N, 4C) -> (B, N, C, 4)
+        ids, scores, bboxes = detect(F, cls_pred, box_pred, rois, self.num_class,
+                                     clip=self._box_clip, **dict(self._nms, max_dets=self.max_dets))
+        return dict(feats=feats, ids=ids, scores=scores, bboxes=bboxes)
+
+    def _training(self, F, x, gt_boxes, gt_labels):
+        """Stage outputs in training: dict holding every name of :attr:`TRAIN_OUTPUTS`, and more."""
+        batch, num_pos = self._batch_size, self.sampler.max_pos
+        feats = self._features(x)
+        rpn_scores, rpn_rois, raw_score, raw_box, anchors = self.rpn(F.zeros_like(x), *feats)
+        rois, samples, matches = self.sampler(rpn_rois, rpn_scores, gt_boxes)  # (B, S, ...)
+        top_feat, box_feat = self._head_features(F, self._pool(F, feats, rois))
+        cls_pred = self.class_predictor(box_feat).reshape((batch, -1, self.num_class + 1))  # (B*S, C+1) -> (B, S, C+1)
+        cls_targets, box_targets, box_masks, indices = self.target_generator(
+            rois, samples, matches, gt_labels, gt_boxes)
+        pos_feat = _first_per_image(box_feat, batch, num_pos)  # (B*P, D)
+        box_pred = self.box_predictor(pos_feat).reshape((batch, -1, self.num_class, 4))  # (B*P, 4C) -> (B, P, C, 4)
+        return dict(cls_pred=cls_pred, box_pred=box_pred, rois=rois, samples=samples,
+                    matches=matches, raw_rpn_score=raw_score, raw_rpn_box=raw_box, anchors=anchors,
+                    cls_targets=cls_targets, box_targets=box_targets, box_masks=box_masks,
+                    indices=indices, top_feat=top_feat)
+
+    # ----------------------------------------------------------------- forward
+    def hybrid_forward(self, F, x, gt_boxes=None, gt_labels=None):
+        if autograd.is_training():
+            if gt_boxes is None or gt_labels is None:
+                raise ValueError("training forward needs gt_boxes (B, M, 4) and gt_labels (B, M, 1)")
+            stage = self._training(F, x, gt_boxes, gt_labels)
+            return tuple(stage[name] for name in self.TRAIN_OUTPUTS)
+        stage = self._inference(F, x)
+        return tuple(stage[name] for name in self.INFER_OUTPUTS)
+
+    def __call__(self, *args, **kwargs):
+        outputs = super().__call__(*args, **kwargs)
+        names = self.TRAIN_OUTPUTS if autograd.is_training() else self.INFER_OUTPUTS
+        if isinstance(outputs, (list, tuple)) and len(outputs) == len(names):
+            return self._named(names)(*outputs)
+        return outputs
+
+    def _named(self, names):
+        if names not in self._output_types:
+            prefix = "TrainOutputs" if names is self.TRAIN_OUTPUTS else "Detections"
+            self._output_types[names] = namedtuple(prefix, names)
+        return self._output_types[names]
+
+
+def _first_per_image(flat, batch, count):
+    """Rows of the first ``count`` ROIs of each image: (B*S, ...) -> (B*count, ...)."""
+    per_image = flat.reshape((-4, batch, -1, -2))  # (B*S, ...) -> (B, S, ...)
+    return per_image.slice_axis(axis=1, begin=0, end=count).reshape((-3, -2))  # (B, P, ...) -> (B*P, ...)
+
+
+def _class_mapping(old_classes, new_classes, reuse_weights):
+    """{new index: old index} of the classes whose weights carry over."""
+    if reuse_weights is None:
+        reuse_weights = [c for c in new_classes if c in old_classes]
+    if isinstance(reuse_weights, (list, tuple)):
+        reuse_weights = {c: c for c in reuse_weights}
+    mapping = {}
+    for new, old in dict(reuse_weights).items():
+        new_idx = new_classes.index(new) if isinstance(new, str) else int(new)
+        old_idx = old_classes.index(old) if isinstance(old, str) else int(old)
+        if not (0 <= new_idx < len(new_classes) and 0 <= old_idx < len(old_classes)):
+            raise ValueError("cannot reuse class %r -> %r: index out of range" % (old, new))
+        mapping[new_idx] = old_idx
+    return mapping
+
+
+def _copy_rows(src, dst, mapping, rows_per_class):
+    """Copy weight and bias rows of ``src`` classes into ``dst`` for {dst class: src class}."""
+    for name in ("weight", "bias"):
+        old = getattr(src, name).data().asnumpy()
+        new = getattr(dst, name).data().asnumpy()
+        for new_idx, old_idx in mapping.items():
+            n, o = new_idx * rows_per_class, old_idx * rows_per_class
+            new[n:n + rows_per_class] = old[o:o + rows_per_class]
+        getattr(dst, name).set_data(mx.nd.array(new))

@@ -1,0 +1,55 @@
+"""Box and mask heads (GluonCV's layouts, so that their parameter files load)."""
+import mxnet as mx
+from mxnet import gluon
+from mxnet.gluon import nn
+
+__all__ = ["fpn_box_head", "MaskHead", "pick_class_masks"]
+
+
+def fpn_box_head(hidden=1024, avg_pool=False):
+    """2 x FC(1024) + ReLU on flattened ROI features; ``avg_pool`` first halves 14x14 to 7x7."""
+    head = nn.HybridSequential()
+    if avg_pool:
+        head.add(nn.AvgPool2D(pool_size=(3, 3), strides=2, padding=1))
+    for _ in range(2):
+        head.add(nn.Dense(hidden, weight_initializer=mx.init.Normal(0.01)), nn.Activation("relu"))
+    return head
+
+
+class MaskHead(gluon.HybridBlock):
+    """FCN mask head: ``num_convs`` x (3x3 conv + ReLU), 2x2 stride-2 deconv, ReLU, 1x1 conv.
+
+    With ``num_convs=0`` (C4) ``deconv`` is the deconvolution itself, as GluonCV names it.
+
+    Forward: ROI features (K, C, S, S) -> per-class mask logits (K, num_classes, 2S, 2S).
+    """
+
+    def __init__(self, num_classes, channels=256, num_convs=0, **kwargs):
+        super().__init__(**kwargs)
+        init = mx.init.Xavier(rnd_type="gaussian", factor_type="out", magnitude=2)
+        with self.name_scope():
+            deconv = nn.Conv2DTranspose(channels, kernel_size=(2, 2), strides=(2, 2),
+                                        weight_initializer=init)
+            if num_convs > 0:
+                self.deconv = nn.HybridSequential()
+                for _ in range(num_convs):
+                    self.deconv.add(nn.Conv2D(channels, 3, padding=1, weight_initializer=init),
+                                    nn.Activation("relu"))
+                self.deconv.add(deconv)
+            else:
+                self.deconv = deconv
+            self.mask = nn.Conv2D(num_classes, 1, weight_initializer=init)
+
+    def hybrid_forward(self, F, x):
+        return self.mask(F.relu(self.deconv(x)))
+
+
+def pick_class_masks(F, logits, class_ids, num_classes):
+    """Select each ROI's own class channel.
+
+    logits (K, C, M, M), class_ids (K,) with -1 for none -> (K, M, M).
+    """
+    cls = F.clip(class_ids, 0, num_classes - 1)
+    flat = logits.reshape((-3, -2))  # (K, C, M, M) -> (K*C, M, M)
+    rows = F.contrib.arange_like(class_ids) * num_classes + cls  # (K,)
+    return F.take(flat, rows)

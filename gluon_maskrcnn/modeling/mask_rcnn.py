@@ -1,0 +1,66 @@
+"""Mask R-CNN: Faster R-CNN plus a mask branch; it adds to the parent's outputs only."""
+from .faster_rcnn import FasterRCNN, _copy_rows, _first_per_image
+from .heads import MaskHead, pick_class_masks
+from .targets import MaskTargetGenerator
+
+__all__ = ["MaskRCNN"]
+
+
+class MaskRCNN(FasterRCNN):
+    """Mask R-CNN (He et al. 2017).
+
+    Parameters
+    ----------
+    mask_channels : int
+        Channels of the mask head convs and deconv.
+    num_fcn_convs : int
+        3x3 convs before the deconv (4 for FPN R50/R101, 2 for FPN R18, 0 for C4).
+    mask_roi_size : (int, int)
+        ROI size of the mask targets (twice the pooled size).
+    **kwargs
+        Everything :class:`FasterRCNN` takes.
+
+    Inference ``net(x)`` returns ``(ids, scores, bboxes, masks)``; masks are (B, K, M, M)
+    probabilities of each detection's class inside its box. Training adds ``mask_pred``
+    (B, P, C, M, M) after ``box_pred``, in GluonCV's order.
+    """
+
+    TRAIN_OUTPUTS = FasterRCNN.TRAIN_OUTPUTS[:2] + ("mask_pred",) + FasterRCNN.TRAIN_OUTPUTS[2:]
+    INFER_OUTPUTS = FasterRCNN.INFER_OUTPUTS + ("masks",)
+
+    def __init__(self, features, top_features, box_features, classes, *, mask_channels=256,
+                 num_fcn_convs=0, mask_roi_size=(28, 28), **kwargs):
+        super().__init__(features, top_features, box_features, classes, **kwargs)
+        self._mask_roi_size = tuple(mask_roi_size)
+        with self.name_scope():
+            self.mask = MaskHead(self.num_class, mask_channels, num_fcn_convs)
+            self.mask_target = MaskTargetGenerator(self._batch_size, self.num_class,
+                                                   self._mask_roi_size)
+
+    def _inference(self, F, x):
+        stage = super()._inference(F, x)
+        pooled = self._pool(F, stage["feats"], stage["bboxes"])  # (B*K, C, R, R)
+        top = self.top_features(pooled) if self.top_features is not None else pooled
+        logits = self.mask(top)  # (B*K, classes, M, M)
+        masks = pick_class_masks(F, logits, stage["ids"].reshape((-1,)), self.num_class)  # (B*K, M, M)
+        stage["masks"] = F.sigmoid(masks).reshape((-4, -1, self.max_dets, -2))  # (B*K, M, M) -> (B, K, M, M)
+        return stage
+
+    def _training(self, F, x, gt_boxes, gt_labels):
+        stage = super()._training(F, x, gt_boxes, gt_labels)
+        pos_top = _first_per_image(stage["top_feat"], self._batch_size, self.sampler.max_pos)
+        logits = self.mask(pos_top)  # (B*P, C, M, M)
+        stage["mask_pred"] = logits.reshape((-4, self._batch_size, -1, -2))  # (B*P, ...) -> (B, P, C, M, M)
+        return stage
+
+    def reset_class(self, classes, reuse_weights=None):
+        mapping = super().reset_class(classes, reuse_weights)
+        old_head = self.mask.mask
+        with self.mask.name_scope():
+            self.mask.mask = type(old_head)(len(classes), 1, in_channels=old_head._in_channels,
+                                            weight_initializer=old_head.weight.init,
+                                            prefix=old_head.prefix[len(self.mask.prefix):])
+        self.mask.mask.initialize(ctx=old_head.weight.list_ctx())
+        _copy_rows(old_head, self.mask.mask, mapping, 1)
+        self.mask_target = MaskTargetGenerator(self._batch_size, self.num_class, self._mask_roi_size)
+        return mapping

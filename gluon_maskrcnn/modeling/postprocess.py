@@ -1,0 +1,36 @@
+"""From second-stage predictions to detections: per-class decoding and NMS."""
+__all__ = ["detect"]
+
+
+def detect(F, cls_pred, box_pred, rois, num_class, *, clip, stds=(0.1, 0.1, 0.2, 0.2),
+           score_thresh=0.01, nms_thresh=0.5, nms_topk=-1, max_dets=100, force_nms=False):
+    """Class-specific detections of each image, best first.
+
+    Parameters
+    ----------
+    cls_pred : (B, N, C+1) logits, background first.
+    box_pred : (B, N, C, 4) class-specific deltas.
+    rois : (B, N, 4) the ROIs they refine.
+
+    Returns
+    -------
+    ids (B, K, 1), scores (B, K, 1), boxes (B, K, 4), with K = ``max_dets``; rows past the real
+    detections have id -1. Every class keeps its own boxes (NMS per class unless ``force_nms``).
+    """
+    probs = F.softmax(cls_pred, axis=-1)
+    fg = probs.slice_axis(axis=-1, begin=1, end=None).transpose((0, 2, 1))  # (B, N, C) -> (B, C, N)
+    keep = fg > score_thresh
+    class_ids = F.broadcast_like(F.arange(num_class).reshape((1, -1, 1)), fg)  # (B, C, N)
+    ids = F.where(keep, class_ids, F.ones_like(fg) * -1).reshape((0, -1, 1))  # (B, C, N) -> (B, C*N, 1)
+    scores = F.where(keep, fg, F.zeros_like(fg)).reshape((0, -1, 1))  # (B, C, N) -> (B, C*N, 1)
+    deltas = box_pred.transpose((0, 2, 1, 3)).reshape((0, -3, 4))  # (B, C, N, 4) -> (B, C*N, 4)
+    anchors = F.broadcast_like(rois.expand_dims(1), box_pred.transpose((0, 2, 1, 3)))  # (B, C, N, 4)
+    anchors = anchors.reshape((0, -3, 4))  # (B, C, N, 4) -> (B, C*N, 4)
+    boxes = F.contrib.box_decode(deltas, anchors, stds[0], stds[1], stds[2], stds[3], clip=clip,
+                                 format="corner")
+    dets = F.concat(ids, scores, boxes, dim=-1)  # (B, C*N, 6)
+    dets = F.contrib.box_nms(dets, overlap_thresh=nms_thresh, topk=nms_topk, valid_thresh=0.0001,
+                             id_index=0, score_index=1, coord_start=2, force_suppress=force_nms)
+    dets = F.slice_axis(dets, axis=1, begin=0, end=max_dets)  # (B, K, 6)
+    return (F.slice_axis(dets, axis=-1, begin=0, end=1), F.slice_axis(dets, axis=-1, begin=1, end=2),
+            F.slice_axis(dets, axis=-1, begin=2, end=6))

@@ -1,0 +1,63 @@
+"""ROIAlign over one feature map (C4) or over FPN levels chosen by ROI size."""
+from mxnet import gluon
+
+__all__ = ["roi_levels", "MultiLevelROIAlign", "with_batch_index"]
+
+
+def with_batch_index(F, boxes):
+    """(B, N, 4) boxes -> (B*N, 5) ROIs ``[batch_index, x1, y1, x2, y2]``."""
+    batch_ids = F.contrib.arange_like(boxes, axis=0)  # (B,)
+    batch_ids = F.broadcast_like(batch_ids.reshape((-1, 1, 1)),
+                                 boxes.slice_axis(axis=-1, begin=0, end=1))  # (B,) -> (B, N, 1)
+    rois = F.concat(batch_ids, boxes, dim=-1)  # (B, N, 5)
+    return rois.reshape((-1, 5))  # (B, N, 5) -> (B*N, 5)
+
+
+def roi_levels(F, rois, min_level, max_level, canonical_scale=224.0, canonical_level=4, eps=1e-6):
+    """FPN level of each ROI: ``floor(4 + log2(sqrt(w*h) / 224))`` clipped to the levels.
+
+    rois (K, 5) -> (K,) float levels. Sizes use ``x2 - x1 + 1`` as in GluonCV.
+    """
+    _, x1, y1, x2, y2 = F.split(rois, axis=-1, num_outputs=5)
+    scale = F.sqrt((x2 - x1 + 1) * (y2 - y1 + 1))
+    level = F.floor(canonical_level + F.log2(scale / canonical_scale + eps))
+    return F.clip(level, min_level, max_level).reshape((-1,))  # (K, 1) -> (K,)
+
+
+class MultiLevelROIAlign(gluon.HybridBlock):
+    """ROIAlign each ROI on its own level; ROIs of other levels are masked out with -1.
+
+    Parameters
+    ----------
+    roi_size : (int, int)
+        Output size.
+    strides : sequence of int
+        Strides of the pooled levels (the first ``len(strides)`` feature maps are used).
+    min_level : int
+        Pyramid level of the first stride (2 for P2).
+    sample_ratio : int
+        Bilinear samples per bin side.
+
+    Forward ``(rois (K, 5), *feats)`` -> (K, C, roi_h, roi_w).
+    """
+
+    def __init__(self, roi_size, strides, min_level=2, sample_ratio=2, **kwargs):
+        super().__init__(**kwargs)
+        self._roi_size = tuple(roi_size)
+        self._strides = tuple(strides)
+        self._min_level = min_level
+        self._sample_ratio = sample_ratio
+
+    def hybrid_forward(self, F, rois, *feats):
+        if len(self._strides) == 1:
+            return F.contrib.ROIAlign(feats[0], rois, self._roi_size, 1.0 / self._strides[0],
+                                      sample_ratio=self._sample_ratio)
+        max_level = self._min_level + len(self._strides) - 1
+        levels = roi_levels(F, rois, self._min_level, max_level).reshape((-1, 1))  # (K,) -> (K, 1)
+        pooled = []
+        for i, stride in enumerate(self._strides):
+            on_level = F.broadcast_like(levels == self._min_level + i, rois)  # (K, 1) -> (K, 5)
+            level_rois = F.where(on_level, rois, F.ones_like(rois) * -1)
+            pooled.append(F.contrib.ROIAlign(feats[i], level_rois, self._roi_size, 1.0 / stride,
+                                             sample_ratio=self._sample_ratio))
+        return F.ElementWiseSum(*pooled)

@@ -1,0 +1,42 @@
+"""Packaging for gluon-maskrcnn.
+
+MXNet comes through an extra so that the CPU and CUDA wheels are never installed together:
+``pip install .[cpu]`` or ``pip install .[cu112]``.
+"""
+from setuptools import find_packages, setup
+
+# Newer releases of these need numpy 2, which MXNet 1.9.1 and GluonCV cannot use.
+COMMON = [
+    "numpy<1.24",
+    "opencv-python<4.9",
+    "matplotlib<3.9",
+    "pandas<2.1",
+    "scipy<1.12",
+    "gluoncv==0.10.5.post0",
+    "pycocotools",
+    "Pillow",
+    "tqdm",
+    "portalocker",
+    "requests",
+]
+
+setup(
+    name="gluon-maskrcnn",
+    version="0.1.0",
+    description="Mask R-CNN for Apache MXNet Gluon, compatible with GluonCV's model zoo",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["gluon_maskrcnn", "gluon_maskrcnn.*"]),
+    python_requires=">=3.8",
+    install_requires=COMMON,
+    extras_require={
+        "cpu": ["mxnet==1.9.1"],
+        "cu112": ["mxnet-cu112==1.9.1"],
+        "test": ["pytest", "pytest-timeout"],
+    },
+    entry_points={
+        "console_scripts": [
+            "gluon-maskrcnn-synthetic=gluon_maskrcnn.data.synthetic:main",
+        ],
+    },
+)
