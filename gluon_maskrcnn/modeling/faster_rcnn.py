@@ -155,7 +155,7 @@ class FasterRCNN(gluon.HybridBlock):
         _, box_feat = self._head_features(F, self._pool(F, feats, rois))
         cls_pred = self.class_predictor(box_feat).reshape((-1, num_rois, self.num_class + 1))  # (B*N, C+1) -> (B, N, C+1)
         box_pred = self.box_predictor(box_feat).reshape((-1, num_rois, self.num_class, 4))  # (B*N, 4C) -> (B, N, C, 4)
-        ids, scores, bboxes = detect(F, cls_pred, box_pred, rois, self.num_class,
+        ids, scores, bboxes = detect(F, cls_pred, box_pred, rois, self.num_class, num_rois,
                                      clip=self._box_clip, **dict(self._nms, max_dets=self.max_dets))
         return dict(feats=feats, ids=ids, scores=scores, bboxes=bboxes)
 

@@ -25,7 +25,7 @@ def roi_levels(F, rois, min_level, max_level, canonical_scale=224.0, canonical_l
 
 
 class MultiLevelROIAlign(gluon.HybridBlock):
-    """ROIAlign each ROI on its own level; ROIs of other levels are masked out with -1.
+    """ROIAlign each ROI on its own level only (other levels see it with batch index -1).
 
     Parameters
     ----------
@@ -39,6 +39,12 @@ class MultiLevelROIAlign(gluon.HybridBlock):
         Bilinear samples per bin side.
 
     Forward ``(rois (K, 5), *feats)`` -> (K, C, roi_h, roi_w).
+
+    MXNet 1.9's CPU ROIAlign has two flaws with skipped ROIs (batch index -1), both worked
+    around here: it leaves their output rows unwritten (stale memory in a hybridized graph),
+    so they are selected away, never summed; and it zeroes flat element ``n`` of the *whole*
+    output for skipped ROI ``n`` -- inside ROI 0's row, racing with the thread computing it --
+    so a sacrificial ROI takes row 0 (valid while K < C*roi_h*roi_w).
     """
 
     def __init__(self, roi_size, strides, min_level=2, sample_ratio=2, **kwargs):
@@ -53,11 +59,15 @@ class MultiLevelROIAlign(gluon.HybridBlock):
             return F.contrib.ROIAlign(feats[0], rois, self._roi_size, 1.0 / self._strides[0],
                                       sample_ratio=self._sample_ratio)
         max_level = self._min_level + len(self._strides) - 1
-        levels = roi_levels(F, rois, self._min_level, max_level).reshape((-1, 1))  # (K,) -> (K, 1)
+        levels = roi_levels(F, rois, self._min_level, max_level)  # (K,)
+        sacrificial = F.zeros_like(F.slice_axis(rois, axis=0, begin=0, end=1))  # (1, 5)
         pooled = []
         for i, stride in enumerate(self._strides):
-            on_level = F.broadcast_like(levels == self._min_level + i, rois)  # (K, 1) -> (K, 5)
-            level_rois = F.where(on_level, rois, F.ones_like(rois) * -1)
-            pooled.append(F.contrib.ROIAlign(feats[i], level_rois, self._roi_size, 1.0 / stride,
-                                             sample_ratio=self._sample_ratio))
+            on_level = levels == self._min_level + i  # (K,)
+            level_rois = F.where(on_level, rois, F.ones_like(rois) * -1)  # other levels: batch -1
+            level_rois = F.concat(sacrificial, level_rois, dim=0)  # (K+1, 5)
+            level_feat = F.contrib.ROIAlign(feats[i], level_rois, self._roi_size, 1.0 / stride,
+                                            sample_ratio=self._sample_ratio)
+            level_feat = F.slice_axis(level_feat, axis=0, begin=1, end=None)  # (K+1, ...) -> (K, ...)
+            pooled.append(F.where(on_level, level_feat, F.zeros_like(level_feat)))
         return F.ElementWiseSum(*pooled)

@@ -37,11 +37,18 @@ class RPNHead(gluon.HybridBlock):
         return _head_outputs(self, x)
 
 
-def decode_proposals(F, anchors, scores, deltas, img, clip, min_size):
+# Proposals are ranked by their objectness logit, not its sigmoid: in float32 the sigmoid of
+# confident anchors saturates into exact ties, and MXNet's sort breaks ties differently from run
+# to run (with thread timing), which made NMS keep different boxes. Logits rarely tie.
+_INVALID = -1e30
+
+
+def decode_proposals(F, anchors, logits, deltas, img, clip, min_size):
     """Decode deltas on anchors, clip to the image, and invalidate boxes under ``min_size``.
 
-    anchors (1, N, 4), scores (B, N, 1) probabilities, deltas (B, N, 4), img (B, 3, H, W).
-    Returns (B, N, 5) rows ``[score, x1, y1, x2, y2]``; invalid rows are all -1.
+    anchors (1, N, 4), logits (B, N, 1), deltas (B, N, 4), img (B, 3, H, W).
+    Returns (B, N, 5) rows ``[logit, x1, y1, x2, y2]``; invalid rows are
+    ``[-1e30, -1, -1, -1, -1]``.
     """
     boxes = F.contrib.box_decode(deltas, anchors, 1.0, 1.0, 1.0, 1.0, clip=clip, format="corner")
     hw = F.shape_array(img).slice_axis(axis=0, begin=2, end=None)  # (2,) = [H, W]
@@ -49,10 +56,10 @@ def decode_proposals(F, anchors, scores, deltas, img, clip, min_size):
     boxes = F.broadcast_minimum(F.maximum(boxes, 0.0), F.cast(whwh, "float32"))
     x1, y1, x2, y2 = F.split(boxes, axis=-1, num_outputs=4)
     too_small = ((x2 - x1 + 1.0) < min_size) + ((y2 - y1 + 1.0) < min_size)  # (B, N, 1)
-    scores = F.where(too_small, F.ones_like(scores) * -1, scores)
+    logits = F.where(too_small, F.ones_like(logits) * _INVALID, logits)
     too_small4 = F.broadcast_axis(too_small, axis=2, size=4)  # (B, N, 1) -> (B, N, 4)
     boxes = F.where(too_small4, F.ones_like(boxes) * -1, boxes)
-    return F.concat(scores, boxes, dim=-1)
+    return F.concat(logits, boxes, dim=-1)
 
 
 class RPN(gluon.HybridBlock):
@@ -122,15 +129,19 @@ class RPN(gluon.HybridBlock):
         pre_nms, post_nms = self._train if autograd.is_training() else self._test
         levels = self._levels(feats)
         with autograd.pause():
-            proposals = [decode_proposals(F, anchors, F.sigmoid(F.stop_gradient(score)),
-                                          F.stop_gradient(loc), img, self._clip, self._min_size)
+            proposals = [decode_proposals(F, anchors, F.stop_gradient(score), F.stop_gradient(loc),
+                                          img, self._clip, self._min_size)
                          for anchors, score, loc in levels]
-            proposals = F.concat(*proposals, dim=1) if len(proposals) > 1 else proposals[0]
+            proposals = F.concat(*proposals, dim=1)  # (B, N, 5)
             kept = F.contrib.box_nms(proposals, overlap_thresh=self._nms_thresh, topk=pre_nms,
-                                     coord_start=1, score_index=0, id_index=-1, force_suppress=True)
+                                     valid_thresh=0.5 * _INVALID, coord_start=1, score_index=0,
+                                     id_index=-1, force_suppress=True)
             kept = F.slice_axis(kept, axis=1, begin=0, end=post_nms)  # (B, post_nms, 5)
-            scores = F.slice_axis(kept, axis=-1, begin=0, end=1)
+            logits = F.slice_axis(kept, axis=-1, begin=0, end=1)
             rois = F.slice_axis(kept, axis=-1, begin=1, end=None)
+            # rows NMS dropped, and invalid boxes, are all -1; kept boxes are clipped to >= 0
+            kept_box = F.slice_axis(rois, axis=-1, begin=0, end=1) >= 0
+            scores = F.where(kept_box, F.sigmoid(logits), F.ones_like(logits) * -1)
         if not autograd.is_training():
             return scores, rois
         raw_scores = F.concat(*[lv[1] for lv in levels], dim=1)
