@@ -57,7 +57,7 @@ class MaskRCNN(FasterRCNN):
         mapping = super().reset_class(classes, reuse_weights)
         old_head = self.mask.mask
         with self.mask.name_scope():
-            self.mask.mask = type(old_head)(len(classes), 1, in_channels=old_head._in_channels,
+            self.mask.mask = type(old_head)(len(classes), 1, in_channels=old_head.weight.shape[1],
                                             weight_initializer=old_head.weight.init,
                                             prefix=old_head.prefix[len(self.mask.prefix):])
         self.mask.mask.initialize(ctx=old_head.weight.list_ctx())

@@ -27,9 +27,11 @@ def detect(F, cls_pred, box_pred, rois, num_class, num_rois, *, clip, stds=(0.1,
     scores = F.where(keep, fg, F.zeros_like(fg)).reshape((0, -1, 1))  # (B, C, N) -> (B, C*N, 1)
     deltas = box_pred.transpose((0, 2, 1, 3)).reshape((0, -3, 4))  # (B, C, N, 4) -> (B, C*N, 4)
     anchors = F.broadcast_like(rois.expand_dims(1), box_pred.transpose((0, 2, 1, 3)))  # (B, C, N, 4)
-    anchors = anchors.reshape((0, -3, 4))  # (B, C, N, 4) -> (B, C*N, 4)
-    boxes = F.contrib.box_decode(deltas, anchors, stds[0], stds[1], stds[2], stds[3], clip=clip,
-                                 format="corner")
+    # box_decode broadcasts anchors of batch 1 only: decode everything as one batch
+    boxes = F.contrib.box_decode(deltas.reshape((1, -1, 4)), anchors.reshape((1, -1, 4)),
+                                 stds[0], stds[1], stds[2], stds[3], clip=clip,
+                                 format="corner")  # (B, C*N, 4) -> (1, B*C*N, 4)
+    boxes = F.reshape_like(boxes, deltas)  # (1, B*C*N, 4) -> (B, C*N, 4)
     dets = F.concat(ids, scores, boxes, dim=-1)  # (B, C*N, 6)
     # NMS with every class on the batch axis costs C*N^2 instead of (C*N)^2, same result
     per_class = dets.reshape((-1, num_rois, 6))  # (B, C*N, 6) -> (B*C, N, 6)

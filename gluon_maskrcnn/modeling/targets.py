@@ -10,6 +10,18 @@ from mxnet import autograd, gluon
 __all__ = ["RCNNTargetSampler", "RCNNTargetGenerator", "MaskTargetGenerator"]
 
 
+def _row_offsets(F, values):
+    """values (B, M, ...) -> (B, 1) holding b*M, the flat index of each image's first row."""
+    first = values.reshape((0, 0, -1)).slice_axis(axis=2, begin=0, end=1).reshape((0, 0))  # (B, M)
+    return F.contrib.arange_like(first).slice_axis(axis=1, begin=0, end=1)  # (B, 1)
+
+
+def _gather_per_image(F, values, index):
+    """values (B, M), index (B, S) -> (B, S) with ``values[b, index[b, s]]``."""
+    flat_index = F.broadcast_add(index, _row_offsets(F, values))  # (B, S)
+    return F.take(values.reshape((-1,)), flat_index)
+
+
 def _sample_one(F, roi, score, gt_box, num_proposal, max_num_gt, max_pos, num_sample, pos_iou):
     """Sample ``num_sample`` ROIs of one image. Returns (rois (S, 4), samples (S,), matches (S,))."""
     gt_valid = F.sign(F.sum(gt_box, axis=-1) + 1)  # (M,): +1 real box, -1 padding
@@ -82,7 +94,7 @@ class RCNNTargetGenerator(gluon.HybridBlock):
 
     def hybrid_forward(self, F, rois, samples, matches, gt_labels, gt_boxes):
         with autograd.pause():
-            labels = F.pick(gt_labels.reshape((0, -1)), matches, axis=1)  # (B, M, 1) -> (B, S)
+            labels = _gather_per_image(F, gt_labels.reshape((0, -1)), matches)  # (B, M, 1) -> (B, S)
             cls_targets = F.where(samples > 0.5, labels + 1,
                                   F.where(samples < -0.5, F.zeros_like(labels), F.ones_like(labels) * -1))
             pos = lambda t: F.slice_axis(t, axis=1, begin=0, end=self._max_pos)
@@ -115,11 +127,7 @@ class MaskTargetGenerator(gluon.HybridBlock):
 
     def hybrid_forward(self, F, rois, gt_masks, matches, cls_targets):
         with autograd.pause():
-            corner = gt_masks.slice_axis(axis=2, begin=0, end=1).slice_axis(axis=3, begin=0, end=1)
-            corner = corner.reshape((0, 0))  # (B, M, 1, 1) -> (B, M)
-            flat_index = F.contrib.arange_like(corner)  # (B, M): b*M + m
-            first = flat_index.slice_axis(axis=1, begin=0, end=1)  # (B, 1): b*M
-            mask_ids = F.broadcast_add(F.relu(matches), first)  # (B, P) rows of the flat masks
+            mask_ids = F.broadcast_add(F.relu(matches), _row_offsets(F, gt_masks))  # (B, P) flat rows
             gt_flat = F.cast(gt_masks, 'float32').reshape((-3, 0, 0)).expand_dims(1)  # (B, M, H, W) -> (B*M, 1, H, W)
             rois5 = F.concat(mask_ids.reshape((-1, 1)), rois.reshape((-1, 4)), dim=-1)  # (B*P, 5)
             aligned = F.contrib.ROIAlign(gt_flat, rois5, self._mask_size, 1.0, sample_ratio=2)
