@@ -62,6 +62,13 @@ def decode_proposals(F, anchors, logits, deltas, img, clip, min_size):
     return F.concat(logits, boxes, dim=-1)
 
 
+def _invalid_rows(F, like, count):
+    """(B, count, 5) invalid proposals, so that small images still yield ``count`` rows."""
+    column = F.ones_like(F.slice_axis(like, axis=1, begin=0, end=1).slice_axis(axis=2, begin=0, end=1))
+    column = F.broadcast_axis(column, axis=1, size=count)  # (B, 1, 1) -> (B, count, 1)
+    return F.concat(column * _INVALID, F.broadcast_axis(column * -1, axis=2, size=4), dim=-1)
+
+
 class RPN(gluon.HybridBlock):
     """Region proposal network over one (C4) or several (FPN) feature levels.
 
@@ -132,7 +139,7 @@ class RPN(gluon.HybridBlock):
             proposals = [decode_proposals(F, anchors, F.stop_gradient(score), F.stop_gradient(loc),
                                           img, self._clip, self._min_size)
                          for anchors, score, loc in levels]
-            proposals = F.concat(*proposals, dim=1)  # (B, N, 5)
+            proposals = F.concat(*proposals, _invalid_rows(F, proposals[0], post_nms), dim=1)  # (B, N+P, 5)
             kept = F.contrib.box_nms(proposals, overlap_thresh=self._nms_thresh, topk=pre_nms,
                                      valid_thresh=0.5 * _INVALID, coord_start=1, score_index=0,
                                      id_index=-1, force_suppress=True)

@@ -1,0 +1,90 @@
+"""Model store: cache lookup, sha1 check, download through a local server, offline errors."""
+import hashlib
+import http.server
+import io
+import os
+import socket
+import threading
+import time
+import zipfile
+
+import mxnet as mx
+import pytest
+
+import gluon_maskrcnn as gm
+from gluon_maskrcnn.model_zoo import store
+
+NAME = "mask_rcnn_resnet18_v1b_coco"
+
+
+@pytest.fixture
+def params_bytes(tmp_path):
+    net = gm.get_model(NAME, pretrained_base=False)
+    net(mx.nd.zeros((1, 3, 64, 64)))
+    path = tmp_path / "src.params"
+    net.save_parameters(str(path))
+    return path.read_bytes()
+
+
+@pytest.fixture
+def fake_table(monkeypatch, params_bytes):
+    sha1 = hashlib.sha1(params_bytes).hexdigest()
+    monkeypatch.setattr(store, "_sha1_table", lambda: {NAME: sha1})
+    return sha1
+
+
+def _closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cached_file_is_used(tmp_path, params_bytes, fake_table):
+    (tmp_path / ("%s-%s.params" % (NAME, fake_table[:8]))).write_bytes(params_bytes)
+    net = gm.get_model(NAME, pretrained=True, root=str(tmp_path))
+    assert net.classes[0] == "person"
+
+
+def test_offline_fails_fast_naming_file_and_folder(tmp_path, monkeypatch, fake_table):
+    monkeypatch.setenv("MXNET_GLUON_REPO", "http://127.0.0.1:%d/" % _closed_port())
+    start = time.time()
+    with pytest.raises(store.ModelFileError) as err:
+        gm.get_model(NAME, pretrained=True, root=str(tmp_path))
+    assert time.time() - start < 10
+    message = str(err.value)
+    assert "%s-%s.params" % (NAME, fake_table[:8]) in message and str(tmp_path) in message
+
+
+def test_corrupt_cache_is_replaced_by_download(tmp_path, monkeypatch, params_bytes, fake_table):
+    file_name = "%s-%s" % (NAME, fake_table[:8])
+    (tmp_path / (file_name + ".params")).write_bytes(b"corrupt")
+    served = tmp_path / "repo" / "gluon" / "models"
+    served.mkdir(parents=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr(file_name + ".params", params_bytes)
+    (served / (file_name + ".zip")).write_bytes(buf.getvalue())
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "repo"), **k)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("MXNET_GLUON_REPO", "http://127.0.0.1:%d/" % server.server_address[1])
+        path = store.resolve_params(NAME, True, root=str(tmp_path))
+    finally:
+        server.shutdown()
+    assert open(path, "rb").read() == params_bytes
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+
+
+def test_missing_path_is_named(tmp_path):
+    missing = str(tmp_path / "nope.params")
+    with pytest.raises(store.ModelFileError, match="nope.params"):
+        gm.get_model(NAME, pretrained=missing)
+
+
+def test_unknown_name_and_override():
+    with pytest.raises(ValueError, match="unknown model"):
+        gm.get_model("mask_rcnn_resnet7_coco")
+    with pytest.raises(TypeError, match="unknown preset keys"):
+        gm.get_model(NAME, pretrained_base=False, not_a_key=1)
+    assert len(gm.get_model_list()) == 6
