@@ -1,0 +1,82 @@
+"""Batching: pad images, boxes and masks; compute RPN targets for the padded shape.
+
+The RPN targets depend on the padded input size (the anchors the network will see), so they
+are computed here, in the DataLoader worker, with the anchor parameters alone.
+"""
+import numpy as np
+from mxnet import nd
+
+__all__ = ["TrainBatchify", "ValBatchify", "TrainBatch", "split_batch"]
+
+TrainBatch = ("images", "gt_boxes", "gt_labels", "gt_masks", "rpn_cls_targets", "rpn_box_targets",
+              "rpn_box_masks")
+
+
+def _pad_to(value, multiple):
+    return int(np.ceil(value / multiple) * multiple) if multiple > 1 else value
+
+
+class TrainBatchify:
+    """Collate train samples into NDArrays (see :data:`TrainBatch` for the order).
+
+    Images are zero-padded at the bottom and right to the largest (rounded up to
+    ``size_multiple``); boxes and labels are padded with -1, masks with 0. Anchors falling in the
+    padding are ignored by the RPN loss, exactly as anchors outside a single image are.
+
+    Parameters
+    ----------
+    rpn_targets : :class:`~gluon_maskrcnn.data.rpn_targets.RPNTargetGenerator`
+    seed : int, optional
+        Seeds the anchor subsampling (each worker process should have its own stream).
+    """
+
+    def __init__(self, rpn_targets, size_multiple=1, seed=None):
+        self.rpn_targets = rpn_targets
+        self.size_multiple = size_multiple
+        self._rng = np.random.RandomState(seed)
+
+    def __call__(self, samples):
+        images, boxes, labels, masks = zip(*samples)
+        batch = len(images)
+        pad_h = _pad_to(max(im.shape[1] for im in images), self.size_multiple)
+        pad_w = _pad_to(max(im.shape[2] for im in images), self.size_multiple)
+        most = max(1, max(len(b) for b in boxes))
+        out_images = np.zeros((batch, 3, pad_h, pad_w), np.float32)
+        out_boxes = -np.ones((batch, most, 4), np.float32)
+        out_labels = -np.ones((batch, most, 1), np.float32)
+        out_masks = np.zeros((batch, most, pad_h, pad_w), np.uint8)
+        rpn = []
+        for i, (image, box, label, mask) in enumerate(zip(images, boxes, labels, masks)):
+            _, h, w = image.shape
+            out_images[i, :, :h, :w] = image
+            out_boxes[i, :len(box)] = box
+            out_labels[i, :len(label), 0] = label
+            out_masks[i, :len(mask), :h, :w] = mask
+            rpn.append(self.rpn_targets(box, h, w, pad_h, pad_w, rng=self._rng))
+        cls_t, box_t, box_m = (np.stack(parts) for parts in zip(*rpn))
+        return tuple(nd.array(a, dtype=a.dtype) for a in
+                     (out_images, out_boxes, out_labels, out_masks, cls_t, box_t, box_m))
+
+
+class ValBatchify:
+    """Collate validation samples: padded images (B, 3, H, W) and infos (B, 3)."""
+
+    def __init__(self, size_multiple=1):
+        self.size_multiple = size_multiple
+
+    def __call__(self, samples):
+        images, infos = zip(*[s[:2] for s in samples])
+        pad_h = _pad_to(max(im.shape[1] for im in images), self.size_multiple)
+        pad_w = _pad_to(max(im.shape[2] for im in images), self.size_multiple)
+        out = np.zeros((len(images), 3, pad_h, pad_w), np.float32)
+        for i, image in enumerate(images):
+            out[i, :, :image.shape[1], :image.shape[2]] = image
+        return nd.array(out), nd.array(np.stack(infos))
+
+
+def split_batch(batch, ctx_list):
+    """Split every array of a batch along axis 0 over contexts: a list of per-context tuples."""
+    from mxnet.gluon.utils import split_and_load
+
+    parts = [split_and_load(array, ctx_list, batch_axis=0, even_split=True) for array in batch]
+    return list(zip(*parts))

@@ -1,0 +1,55 @@
+"""Batch samplers: aspect-ratio grouping and per-worker sharding."""
+import numpy as np
+
+__all__ = ["AspectRatioBatchSampler"]
+
+
+class AspectRatioBatchSampler:
+    """Batches of images of the same orientation (landscape / portrait), so padding is small.
+
+    Parameters
+    ----------
+    aspect_ratios : array of width / height, one per image.
+    batch_size : int
+        Images per batch (all devices of one worker).
+    shuffle : bool
+        Reshuffle every epoch (``set_epoch``), reproducibly from ``seed``.
+    num_shards, shard_index : int
+        Distributed training: this worker's share; every shard yields the same number of batches.
+    last_batch : 'keep' or 'discard'
+        What to do with an incomplete last batch of a group.
+    """
+
+    def __init__(self, aspect_ratios, batch_size, shuffle=True, seed=0, num_shards=1, shard_index=0,
+                 last_batch="keep"):
+        self.aspect_ratios = np.asarray(aspect_ratios)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_shards = num_shards
+        self.shard_index = shard_index
+        self.last_batch = last_batch
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def _batches(self):
+        rng = np.random.RandomState(self.seed + self.epoch)
+        order = rng.permutation(len(self.aspect_ratios)) if self.shuffle else np.arange(len(self.aspect_ratios))
+        batches = []
+        for group in (order[self.aspect_ratios[order] >= 1], order[self.aspect_ratios[order] < 1]):
+            for start in range(0, len(group), self.batch_size):
+                chunk = group[start:start + self.batch_size]
+                if len(chunk) == self.batch_size or (self.last_batch == "keep" and len(chunk)):
+                    batches.append(chunk.tolist())
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        per_shard = len(batches) // self.num_shards if self.num_shards > 1 else len(batches)
+        return batches[self.shard_index * per_shard:(self.shard_index + 1) * per_shard]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self):
+        return len(self._batches())
