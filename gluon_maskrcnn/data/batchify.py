@@ -36,6 +36,10 @@ class TrainBatchify:
         self._rng = np.random.RandomState(seed)
 
     def __call__(self, samples):
+        rng = self._rng
+        if len(samples[0]) == 5:  # samples carry their seeds: reproducible in any worker
+            rng = np.random.RandomState(sum(int(s[4]) for s in samples) % (2 ** 31))
+            samples = [s[:4] for s in samples]
         images, boxes, labels, masks = zip(*samples)
         batch = len(images)
         pad_h = _pad_to(max(im.shape[1] for im in images), self.size_multiple)
@@ -52,7 +56,7 @@ class TrainBatchify:
             out_boxes[i, :len(box)] = box
             out_labels[i, :len(label), 0] = label
             out_masks[i, :len(mask), :h, :w] = mask
-            rpn.append(self.rpn_targets(box, h, w, pad_h, pad_w, rng=self._rng))
+            rpn.append(self.rpn_targets(box, h, w, pad_h, pad_w, rng=rng))
         cls_t, box_t, box_m = (np.stack(parts) for parts in zip(*rpn))
         return tuple(nd.array(a, dtype=a.dtype) for a in
                      (out_images, out_boxes, out_labels, out_masks, cls_t, box_t, box_m))

@@ -18,10 +18,13 @@ class AspectRatioBatchSampler:
         Distributed training: this worker's share; every shard yields the same number of batches.
     last_batch : 'keep' or 'discard'
         What to do with an incomplete last batch of a group.
+    with_epoch : bool
+        Yield ``(index, epoch)`` pairs, for datasets whose randomness is seeded per sample
+        (:class:`~gluon_maskrcnn.data.loader.SeededTrainView`).
     """
 
     def __init__(self, aspect_ratios, batch_size, shuffle=True, seed=0, num_shards=1, shard_index=0,
-                 last_batch="keep"):
+                 last_batch="keep", with_epoch=False):
         self.aspect_ratios = np.asarray(aspect_ratios)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -29,6 +32,7 @@ class AspectRatioBatchSampler:
         self.num_shards = num_shards
         self.shard_index = shard_index
         self.last_batch = last_batch
+        self.with_epoch = with_epoch
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -49,6 +53,8 @@ class AspectRatioBatchSampler:
         return batches[self.shard_index * per_shard:(self.shard_index + 1) * per_shard]
 
     def __iter__(self):
+        if self.with_epoch:
+            return iter([[(i, self.epoch) for i in batch] for batch in self._batches()])
         return iter(self._batches())
 
     def __len__(self):

@@ -68,13 +68,14 @@ class TrainTransform:
         self.mean, self.std = mean, std
         self._rng = np.random.RandomState(seed)
 
-    def __call__(self, image, instances):
+    def __call__(self, image, instances, rng=None):
+        rng = rng if rng is not None else self._rng
         h, w = image.shape[:2]
-        short = self.shorts[self._rng.randint(len(self.shorts))]
+        short = self.shorts[rng.randint(len(self.shorts))]
         image, sx, sy = _resize(image, short, self.max_size)
         out_h, out_w = image.shape[:2]
         boxes = instances.boxes * np.array([sx, sy, sx, sy], np.float32)
-        flip = self._rng.rand() < self.flip_prob
+        flip = rng.rand() < self.flip_prob
         if flip:
             image = image[:, ::-1]
             boxes = np.stack([out_w - boxes[:, 2], boxes[:, 1], out_w - boxes[:, 0], boxes[:, 3]], axis=1)

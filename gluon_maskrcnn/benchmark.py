@@ -1,0 +1,118 @@
+"""Inference benchmark against GluonCV: same weights, same input, same run, one subprocess per
+measurement so that each peak RSS is its own. Used by ``scripts/benchmark_inference.py``.
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+__all__ = ["run_inference_benchmark"]
+
+# GluonCV FPN R50 with 100 masks does ~790 GFLOP at 800x1216; this CPU's fp32 GEMM peaks at
+# ~185 GFLOP/s on 2 threads (figures from the project's issue, measured on this machine).
+FLOOR_SECONDS = {("mask_rcnn_fpn_resnet50_v1b_coco", (800, 1216)): 790 / 185}
+
+
+def _peak_rss_gb():
+    """This process's peak resident set (VmHWM), in GB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024 ** 2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def _timed(fn, warmup, runs):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _worker(kind, name, height, width, params, out, warmup, runs):
+    """Time one model in this process; write time, peak RSS and detections to ``out`` (.npz)."""
+    import mxnet as mx
+
+    from gluon_maskrcnn.model_zoo import parity
+
+    x = parity.random_image(height, width, seed=7)
+    if kind == "reference":  # GluonCV imperative, once: the detections everything is checked against
+        import gluoncv
+
+        net = gluoncv.model_zoo.get_model(name, pretrained_base=False)
+        net.load_parameters(params)
+        warmup, runs = 0, 1
+    elif kind == "ours":
+        import gluon_maskrcnn as gm
+
+        net = gm.get_model(name, pretrained=params, pretrained_base=False)
+        net.hybridize(static_alloc=True, static_shape=True)
+    else:
+        import gluoncv
+
+        net = gluoncv.model_zoo.get_model(name, pretrained_base=False)
+        net.load_parameters(params)
+        if kind == "gluoncv100":  # its R50/R101 presets fix rcnn_max_dets=1000 in the builder
+            net._rcnn_max_dets = 100
+        net.hybridize(static_alloc=True)
+
+    def run():
+        outputs = net(x)
+        mx.nd.waitall()
+        return outputs
+
+    seconds = _timed(run, warmup, runs)
+    ids, scores, boxes, masks = (o[0].asnumpy() for o in run())
+    np.savez(out, seconds=seconds, rss=_peak_rss_gb(), ids=ids, scores=scores, boxes=boxes, masks=masks)
+
+
+def _spawn(kind, name, size, params, folder, warmup, runs):
+    out = os.path.join(folder, "%s-%s-%dx%d.npz" % (kind, name, size[0], size[1]))
+    cmd = [sys.executable, "-m", "gluon_maskrcnn.benchmark", kind, name, str(size[0]), str(size[1]),
+           params, out, str(warmup), str(runs)]
+    subprocess.run(cmd, check=True)
+    return dict(np.load(out))
+
+
+def run_inference_benchmark(names, sizes, warmup=2, runs=3, variants=("gluoncv", "gluoncv100", "ours")):
+    """Print and return a table of times, ratios, peak RSS and top-100 agreement."""
+    from gluon_maskrcnn.model_zoo import parity
+
+    folder = tempfile.mkdtemp(prefix="bench-")
+    rows = []
+    print("OMP_NUM_THREADS=%s, warm-up %d, median of %d" % (os.environ.get("OMP_NUM_THREADS"), warmup, runs))
+    for name in names:
+        params = os.path.join(folder, name + ".params")
+        parity.gluoncv_model(name, seed=0).save_parameters(params)
+        for size in sizes:
+            reference = _spawn("reference", name, size, params, folder, warmup, runs)
+            results = {kind: _spawn(kind, name, size, params, folder, warmup, runs) for kind in variants}
+            ours = results["ours"]
+            keys = ("ids", "scores", "boxes", "masks")
+            for kind in variants:
+                r = results[kind]
+                # how many of imperative GluonCV's top 100 this variant reproduces
+                match = parity.match_detections(tuple(reference[k] for k in keys), tuple(r[k] for k in keys))
+                row = dict(model=name, size="%dx%d" % size, impl=kind, seconds=float(r["seconds"]),
+                           peak_rss_gb=float(r["rss"]), speedup_of_ours=float(r["seconds"] / ours["seconds"]),
+                           top100_vs_gluoncv_imperative=match["fraction"])
+                floor = FLOOR_SECONDS.get((name, size))
+                if kind == "ours" and floor:
+                    row["vs_floor"] = float(ours["seconds"] / floor)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    kind, name, h, w, params, out, warmup, runs = sys.argv[1:9]
+    _worker(kind, name, int(h), int(w), params, out, int(warmup), int(runs))

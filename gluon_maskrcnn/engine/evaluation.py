@@ -1,0 +1,91 @@
+"""COCO bbox and segm evaluation through pycocotools, with results JSON in COCO's format."""
+import contextlib
+import io
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+
+from ..data.batchify import ValBatchify
+from ..data.transforms import ValTransform
+from ..inference import detections_to_original
+
+__all__ = ["predict_dataset", "coco_evaluate", "evaluate", "format_metrics"]
+
+METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+def _val_loader(dataset, net, batch_size, num_workers):
+    transform = ValTransform(net.short, net.max_size)
+    view = dataset.transform(lambda image, instances: transform(image))
+    return mx.gluon.data.DataLoader(view, batch_size=batch_size, shuffle=False,
+                                    batchify_fn=ValBatchify(), num_workers=num_workers)
+
+
+def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_thresh=0.0):
+    """Run ``net`` over a :class:`~gluon_maskrcnn.data.coco.COCOInstances` split.
+
+    Returns COCO result dicts (bbox xywh and RLE segmentation in original pixels).
+    """
+    from pycocotools import mask as mask_utils
+
+    ctx = ctx or [mx.cpu()]
+    results, index = [], 0
+    for images, infos in _val_loader(dataset, net, batch_size, num_workers):
+        outputs = [o.asnumpy() for o in net(images.as_in_context(ctx[0]))]
+        for b in range(images.shape[0]):
+            meta = dataset.images[index]
+            det = detections_to_original(*(o[b] for o in outputs), float(infos[b, 2].asscalar()),
+                                         meta["height"], meta["width"], score_thresh)
+            for box, label, score, mask in zip(det["boxes"], det["labels"], det["scores"], det["masks"]):
+                rle = mask_utils.encode(np.asfortranarray(mask))
+                results.append({"image_id": meta["id"], "category_id": dataset.category_ids[label],
+                                "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]),
+                                         float(box[3] - box[1])],
+                                "score": float(score),
+                                "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()}})
+            index += 1
+    return results
+
+
+def coco_evaluate(annotation_file, results, image_ids=None):
+    """pycocotools bbox and segm metrics: {'bbox': {AP, AP50, ...}, 'segm': {...}}."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    metrics = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(annotation_file)
+        for iou_type in ("bbox", "segm"):
+            if not results:
+                metrics[iou_type] = {name: 0.0 for name in METRIC_NAMES}
+                continue
+            dt = gt.loadRes(results)
+            evaluator = COCOeval(gt, dt, iou_type)
+            if image_ids is not None:
+                evaluator.params.imgIds = list(image_ids)
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+            metrics[iou_type] = {name: float(max(v, 0.0)) for name, v in zip(METRIC_NAMES, evaluator.stats)}
+    return metrics
+
+
+def evaluate(net, dataset, ctx=None, batch_size=1, num_workers=0, results_file=None):
+    """Predict and evaluate a split; optionally write the results JSON (atomically)."""
+    results = predict_dataset(net, dataset, ctx, batch_size, num_workers)
+    if results_file:
+        os.makedirs(os.path.dirname(os.path.abspath(results_file)), exist_ok=True)
+        with open(results_file + ".tmp", "w") as f:
+            json.dump(results, f)
+        os.replace(results_file + ".tmp", results_file)
+    return coco_evaluate(dataset.annotation_file, results, [im["id"] for im in dataset.images])
+
+
+def format_metrics(metrics):
+    """A plain-text table of the metrics."""
+    lines = ["%-6s" % "" + "".join("%8s" % n for n in METRIC_NAMES)]
+    for iou_type, values in metrics.items():
+        lines.append("%-6s" % iou_type + "".join("%8.3f" % values[n] for n in METRIC_NAMES))
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Running loss averages, a JSON-lines metrics log, and PNG curves."""
+import json
+import os
+import time
+
+import numpy as np
+
+__all__ = ["RunningMean", "MetricsLog", "plot_curves"]
+
+
+class RunningMean:
+    """Mean of each named value since the last reset."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.sums, self.count = {}, 0
+
+    def update(self, values):
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value)
+        self.count += 1
+
+    def means(self):
+        return {name: total / max(self.count, 1) for name, total in self.sums.items()}
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``path``; readable with ``read()``."""
+
+    def __init__(self, path):
+        self.path = path
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def write(self, kind, **values):
+        record = dict(kind=kind, time=time.time(), **values)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        return record
+
+    def read(self):
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_curves(records, path):
+    """Loss curves (per interval) and AP curves (per evaluation) into one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .checkpoint import atomic_write
+
+    intervals = [r for r in records if r["kind"] == "interval"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in ("rpn_cls", "rpn_box", "rcnn_cls", "rcnn_box", "mask", "total"):
+        if intervals and name in intervals[0]:
+            left.plot([r["iteration"] for r in intervals], [r[name] for r in intervals], label=name)
+    left.set_xlabel("iteration"), left.set_ylabel("loss"), left.set_yscale("log"), left.legend(fontsize=8)
+    left.set_title("training losses")
+    for name in ("bbox_AP", "segm_AP"):
+        if evals:
+            right.plot([r["epoch"] for r in evals], [r[name] for r in evals], marker="o", label=name)
+    right.set_xlabel("epoch"), right.set_ylabel("AP"), right.set_ylim(0, 1), right.legend(fontsize=8)
+    right.set_title("validation AP")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    plt.close(fig)
+    return path

@@ -1,0 +1,200 @@
+"""The training loop: data-parallel over contexts and machines, exact resume, evaluation.
+
+``fit(args)`` is what ``scripts/train_mask_rcnn.py`` calls; ``args`` is the script's namespace
+(see :func:`gluon_maskrcnn.engine.cli.build_parser`).
+"""
+import logging
+import math
+import os
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from ..data.coco import COCOInstances
+from ..data.loader import train_loader
+from ..data.rpn_targets import RPNTargetGenerator
+from ..data.transforms import TrainTransform
+from ..model_zoo import PRESETS, get_model
+from ..modeling.losses import LOSS_NAMES, MaskRCNNLoss
+from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import Distributed
+from .evaluation import evaluate, format_metrics
+from .metrics import MetricsLog, RunningMean, plot_curves
+from .schedule import default_lr, learning_rate
+from .step import forward_losses
+
+__all__ = ["fit", "NonFiniteLossError", "build_network", "contexts"]
+
+logger = logging.getLogger("gluon_maskrcnn")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or inf; a checkpoint of the state before the step was saved."""
+
+
+def contexts(args):
+    """Device list: ``--gpus 0,1`` -> GPUs; ``--gpus ''`` -> CPU, split into ``--cpu-contexts``."""
+    if args.gpus.strip():
+        return [mx.gpu(int(i)) for i in args.gpus.split(",") if i.strip()]
+    return [mx.cpu(i) for i in range(max(1, args.cpu_contexts))]
+
+
+def model_name(args):
+    return "mask_rcnn_%s%s_coco" % ("fpn_" if args.use_fpn else "", args.network)
+
+
+def build_network(args, classes, per_device_batch, ctx):
+    """The network for ``args`` with the data's classes; everything trainable gets a gradient."""
+    overrides = dict(per_device_batch_size=per_device_batch)
+    for key in ("short", "max_size", "rpn_channels", "num_sample", "rpn_train_pre_nms",
+                "rpn_train_post_nms", "rpn_test_pre_nms", "rpn_test_post_nms", "max_dets"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    if args.train_all:
+        overrides["train_patterns"] = None
+    net = get_model(model_name(args), pretrained=args.pretrained or False,
+                    pretrained_base=not args.no_pretrained_base, classes=classes, ctx=ctx[0], **overrides)
+    net.collect_params().reset_ctx(ctx)
+    trainable = set(net.collect_train_params().values())
+    for param in net.collect_params().values():
+        if param not in trainable:
+            param.grad_req = "null"
+    return net, dict(PRESETS[model_name(args)], **overrides)
+
+
+class _Run:
+    """State of one training run (kept small: the loop itself lives in :func:`fit`)."""
+
+    def __init__(self, args):
+        self.args = args
+        self.dist = Distributed(args.kv_store, args.horovod)
+        self.ctx = contexts(args)
+        self.out_dir = os.path.dirname(os.path.abspath(args.save_prefix)) or "."
+        self.log = MetricsLog(args.save_prefix + "_metrics.jsonl") if self.dist.is_root else None
+        self.train_set = COCOInstances(args.dataset_root, args.train_split, skip_empty=True)
+        self.val_set = (COCOInstances(args.dataset_root, args.val_split, skip_empty=False)
+                        if args.val_interval > 0 and self.dist.is_root else None)
+        per_device = max(1, args.batch_size // len(self.ctx))
+        self.net, self.cfg = build_network(args, self.train_set.classes, per_device, self.ctx)
+        self.loss = MaskRCNNLoss()
+        if args.hybridize:
+            self.net.hybridize(static_alloc=args.static_alloc)
+            self.loss.hybridize()
+        self.loader, self.sampler = train_loader(
+            self.train_set, TrainTransform(self.cfg["short"], self.cfg["max_size"]),
+            RPNTargetGenerator.from_preset(self.cfg), per_device * len(self.ctx), args.num_workers,
+            args.seed, self.dist.num_workers, self.dist.rank)
+        self.iters_per_epoch = len(self.sampler)
+        total_batch = per_device * len(self.ctx) * self.dist.num_workers
+        self.base_lr = args.lr if args.lr else default_lr(total_batch)
+        self.trainer = self.dist.trainer(self.net.collect_train_params(), "sgd", {
+            "learning_rate": self.base_lr, "wd": args.wd, "momentum": args.momentum,
+            "clip_gradient": args.clip_gradient if args.clip_gradient > 0 else None})
+        self.dist.broadcast_parameters(self.net)
+        self.state = dict(epoch=0, iteration=0, best_segm_ap=-1.0, args=vars(args))
+
+    def lr(self, iteration):
+        a = self.args
+        decay = [int(e) * self.iters_per_epoch for e in str(a.lr_decay_epoch).split(",") if e.strip()]
+        return learning_rate(iteration, self.base_lr, a.epochs * self.iters_per_epoch,
+                             warmup_iters=a.lr_warmup, mode=a.lr_mode, decay_iters=decay,
+                             decay_factor=a.lr_decay)
+
+    def checkpoint(self, name):
+        if self.dist.is_root:
+            return save_checkpoint("%s-%s" % (self.args.save_prefix, name), self.net, self.trainer, self.state)
+        return None
+
+
+def _reseed(seed, epoch, rank):
+    """Every epoch starts from RNG states that depend only on (seed, epoch, rank)."""
+    mx.random.seed(seed * 7919 + epoch * 31 + rank)
+    np.random.seed((seed * 7919 + epoch * 31 + rank) % (2 ** 31))
+
+
+def _train_step(run, batch):
+    """Forward, backward and update on one batch; returns the summed losses as floats."""
+    from ..data.batchify import split_batch
+
+    parts = split_batch(batch, run.ctx)
+    with autograd.record():
+        per_device = [forward_losses(run.net, run.loss, *part) for part in parts]
+        totals = [sum(losses) for losses in per_device]
+    autograd.backward(totals)
+    values = {name: sum(float(losses[i].asscalar()) for losses in per_device) / len(parts)
+              for i, name in enumerate(LOSS_NAMES)}
+    values["total"] = sum(values[name] for name in LOSS_NAMES)
+    if not math.isfinite(values["total"]):
+        path = run.checkpoint("nonfinite")
+        raise NonFiniteLossError("loss became %s at epoch %d, iteration %d (%s); the state before "
+                                 "this step is saved as %s. Lower --lr or set --clip-gradient."
+                                 % (values["total"], run.state["epoch"], run.state["iteration"],
+                                    ", ".join("%s=%.4g" % kv for kv in values.items()), path))
+    run.trainer.step(run.dist.step_scale(len(parts)))
+    return values
+
+
+def _evaluate(run, epoch):
+    from .visualize import save_gallery
+
+    args = run.args
+    metrics = evaluate(run.net, run.val_set, ctx=run.ctx[:1],
+                       results_file="%s_val_results.json" % args.save_prefix)
+    logger.info("epoch %d validation\n%s", epoch, format_metrics(metrics))
+    run.log.write("eval", epoch=epoch, bbox_AP=metrics["bbox"]["AP"], segm_AP=metrics["segm"]["AP"],
+                  metrics=metrics)
+    plot_curves(run.log.read(), args.save_prefix + "_curves.png")
+    save_gallery(run.net, run.val_set, args.save_prefix + "_predictions.png", ctx=run.ctx[0])
+    if metrics["segm"]["AP"] > run.state["best_segm_ap"]:
+        run.state["best_segm_ap"] = metrics["segm"]["AP"]
+        run.checkpoint("best")
+    return metrics
+
+
+def _resume(run):
+    args = run.args
+    state = load_checkpoint(args.resume, run.net, run.trainer, ctx=run.ctx)
+    run.state.update(epoch=state["epoch"], iteration=state["iteration"],
+                     best_segm_ap=state.get("best_segm_ap", -1.0))
+    logger.info("resumed from %s at epoch %d", args.resume, state["epoch"])
+
+
+def fit(args):
+    """Train as ``args`` say; returns the run state (epoch, iteration, best AP, last metrics)."""
+    from .progress import Progress
+
+    run = _Run(args)
+    if args.resume:
+        _resume(run)
+    elif args.start_epoch:
+        run.state["epoch"] = args.start_epoch
+    for epoch in range(run.state["epoch"], args.epochs):
+        _reseed(args.seed, epoch, run.dist.rank)
+        run.sampler.set_epoch(epoch)
+        mean = RunningMean()
+        progress = Progress(run.iters_per_epoch, "epoch %d/%d" % (epoch + 1, args.epochs),
+                            enabled=run.dist.is_root and not args.quiet)
+        for i, batch in enumerate(run.loader):
+            run.trainer.set_learning_rate(run.lr(run.state["iteration"]))
+            values = _train_step(run, batch)
+            mean.update(values)
+            run.state["iteration"] += 1
+            progress.update(mean.means(), batch[0].shape[0])
+            if run.log and (i + 1) % args.log_interval == 0:
+                run.log.write("interval", epoch=epoch, iteration=run.state["iteration"],
+                              lr=run.trainer.learning_rate, **mean.means())
+        progress.close()
+        run.state["epoch"] = epoch + 1
+        if run.log:
+            run.log.write("epoch", epoch=epoch, iteration=run.state["iteration"], **mean.means())
+        run.checkpoint("last")
+        if run.val_set is not None and ((epoch + 1) % args.val_interval == 0 or epoch + 1 == args.epochs):
+            run.state["last_metrics"] = _evaluate(run, epoch + 1)
+            run.checkpoint("last")
+    if run.log:
+        plot_curves(run.log.read(), args.save_prefix + "_curves.png")
+    run.dist.close()
+    return dict(run.state, net=run.net, rank=run.dist.rank)

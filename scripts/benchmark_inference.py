@@ -1,0 +1,27 @@
+"""Time our Mask R-CNN against GluonCV's with the same weights, in the same run.
+
+    OMP_NUM_THREADS=2 python scripts/benchmark_inference.py
+"""
+import argparse
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
+
+from gluon_maskrcnn.benchmark import run_inference_benchmark  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", nargs="+", default=["mask_rcnn_fpn_resnet50_v1b_coco",
+                                                        "mask_rcnn_resnet50_v1b_coco"])
+    parser.add_argument("--sizes", nargs="+", default=["600x800", "800x1216"])
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", default=["gluoncv", "gluoncv100", "ours"])
+    args = parser.parse_args()
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
+    run_inference_benchmark(args.models, sizes, args.warmup, args.runs, args.variants)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Draw a model's masks, boxes and labels on images and save PNGs.
+
+    python scripts/demo_mask_rcnn.py --model runs/mask_rcnn-best --images a.jpg b.jpg --out demo/
+"""
+import argparse
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
+
+from gluon_maskrcnn.data.coco import read_image  # noqa: E402
+from gluon_maskrcnn.engine.loading import load_model  # noqa: E402
+from gluon_maskrcnn.inference import predict_images  # noqa: E402
+from gluon_maskrcnn.viz import draw_instances, save_png  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="zoo name or checkpoint prefix")
+    p.add_argument("--params", default=None)
+    p.add_argument("--images", nargs="+", required=True)
+    p.add_argument("--out", default="demo")
+    p.add_argument("--threshold", type=float, default=0.5)
+    args = p.parse_args()
+    net = load_model(args.model, args.params)
+    for path in args.images:
+        image = read_image(path)
+        result = predict_images(net, [image], score_thresh=args.threshold)[0]
+        drawn = draw_instances(image, result["boxes"], result["labels"], result["scores"], result["masks"], net.classes)
+        out = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + ".png")
+        save_png(out, drawn)
+        print("%s: %d instances -> %s" % (path, len(result["labels"]), out))
+
+
+if __name__ == "__main__":
+    main()

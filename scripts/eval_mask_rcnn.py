@@ -1,0 +1,35 @@
+"""COCO bbox and segm AP of a model on any COCO-format split.
+
+    python scripts/eval_mask_rcnn.py --model runs/mask_rcnn-best --dataset-root data/synthetic --split val
+    python scripts/eval_mask_rcnn.py --model mask_rcnn_fpn_resnet50_v1b_coco --dataset-root ~/coco --split val2017
+"""
+import argparse
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
+
+from gluon_maskrcnn.data.coco import COCOInstances  # noqa: E402
+from gluon_maskrcnn.engine.evaluation import evaluate, format_metrics  # noqa: E402
+from gluon_maskrcnn.engine.loading import load_model  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="zoo name or checkpoint prefix")
+    p.add_argument("--params", default=None, help=".params file for a zoo name")
+    p.add_argument("--dataset-root", required=True)
+    p.add_argument("--split", default="val2017")
+    p.add_argument("--results", default="results/%s_results.json")
+    p.add_argument("--num-workers", type=int, default=2)
+    args = p.parse_args()
+    net = load_model(args.model, args.params)
+    net.hybridize(static_alloc=True, static_shape=True)
+    dataset = COCOInstances(args.dataset_root, args.split, skip_empty=False)
+    results = args.results % args.split if "%s" in args.results else args.results
+    metrics = evaluate(net, dataset, num_workers=args.num_workers, results_file=results)
+    print(format_metrics(metrics))
+    print("results written to %s" % results)
+
+
+if __name__ == "__main__":
+    main()
