@@ -6,14 +6,15 @@ __all__ = ["build_parser", "prepare_dataset", "SYNTHETIC_DEFAULTS", "COCO_DEFAUL
 
 # Flags left unset take these values. The synthetic set trains a small FPN R18 from scratch on
 # CPU (offline: no ImageNet weights) in minutes; the COCO set is GluonCV's schedule.
-COCO_DEFAULTS = dict(network="resnet50_v1b", use_fpn=False, epochs=26, lr_decay_epoch="17,23",
+COCO_DEFAULTS = dict(network="resnet50_v1b", use_fpn=False, epochs=26, lr_decay_epoch="17,23", norm="frozen",
                      lr_warmup=1000, val_interval=1, no_pretrained_base=False, train_all=False)
 SYNTHETIC_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, epochs=14, lr=0.02, lr_decay_epoch="11,13",
                           lr_warmup=100, val_interval=7, no_pretrained_base=True, train_all=True,
                           short=256, max_size=320, rpn_channels=256, num_sample=128,
                           rpn_train_pre_nms=2000, rpn_train_post_nms=512, rpn_test_pre_nms=1000,
                           rpn_test_post_nms=200, max_dets=50, num_workers=2, clip_gradient=10.0,
-                          dataset_root="data/synthetic", save_prefix="runs/synthetic/mask_rcnn")
+                          dataset_root="data/synthetic", save_prefix="runs/synthetic/mask_rcnn",
+                          norm="bn")
 
 
 def build_parser():
@@ -50,6 +51,7 @@ def build_parser():
     a("--pretrained", default="", help="start from a zoo model's COCO weights (True) or a .params file")
     a("--train-all", action="store_true", default=None,
       help="train every parameter (default: the preset's patterns)")
+    a("--norm", default=None, choices=["frozen", "bn"], help="frozen BatchNorm (GluonCV) or trainable BatchNorm")
     a("--hybridize", action="store_true")
     a("--static-alloc", action="store_true")
     a("--quiet", action="store_true")

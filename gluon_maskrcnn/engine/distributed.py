@@ -32,7 +32,11 @@ class Distributed:
     def trainer(self, params, optimizer, optimizer_params):
         if self.horovod:
             return self._hvd.DistributedTrainer(params, optimizer, optimizer_params)
-        return gluon.Trainer(params, optimizer, optimizer_params, kvstore=self.kv)
+        # gradients go through the kvstore, updates run on every worker: identical updates, and
+        # the optimizer state stays local, so checkpoints can save it
+        update_on_kvstore = False if self.num_workers > 1 else None
+        return gluon.Trainer(params, optimizer, optimizer_params, kvstore=self.kv,
+                             update_on_kvstore=update_on_kvstore)
 
     def step_scale(self, local_parts):
         """What ``trainer.step`` divides gradients by: Horovod averages over workers itself."""

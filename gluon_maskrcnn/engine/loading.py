@@ -14,7 +14,8 @@ def load_model(model, params=None, ctx=None, **overrides):
         with open(model + ".json") as f:
             args = json.load(f)["args"]
         name = "mask_rcnn_%s%s_coco" % ("fpn_" if args["use_fpn"] else "", args["network"])
-        for key in ("short", "max_size", "rpn_channels", "rpn_test_pre_nms", "rpn_test_post_nms", "max_dets"):
+        for key in ("short", "max_size", "rpn_channels", "rpn_test_pre_nms", "rpn_test_post_nms", "max_dets",
+                    "norm"):
             if args.get(key) is not None:
                 overrides.setdefault(key, args[key])
         from ..data.coco import COCOInstances

@@ -49,7 +49,7 @@ def build_network(args, classes, per_device_batch, ctx):
     """The network for ``args`` with the data's classes; everything trainable gets a gradient."""
     overrides = dict(per_device_batch_size=per_device_batch)
     for key in ("short", "max_size", "rpn_channels", "num_sample", "rpn_train_pre_nms",
-                "rpn_train_post_nms", "rpn_test_pre_nms", "rpn_test_post_nms", "max_dets"):
+                "rpn_train_post_nms", "rpn_test_pre_nms", "rpn_test_post_nms", "max_dets", "norm"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
@@ -78,6 +78,7 @@ class _Run:
         self.val_set = (COCOInstances(args.dataset_root, args.val_split, skip_empty=False)
                         if args.val_interval > 0 and self.dist.is_root else None)
         per_device = max(1, args.batch_size // len(self.ctx))
+        _reseed(args.seed, -1, 0)  # the same initial weights on every run (rank 0's are broadcast)
         self.net, self.cfg = build_network(args, self.train_set.classes, per_device, self.ctx)
         self.loss = MaskRCNNLoss()
         if args.hybridize:

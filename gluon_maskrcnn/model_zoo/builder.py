@@ -1,4 +1,6 @@
 """Build a Faster/Mask R-CNN from a preset dict (see :mod:`.presets`)."""
+import mxnet as mx
+
 from ..modeling.backbone import ResNetFPN, build_resnet, c4_backbone
 from ..modeling.heads import fpn_box_head
 from ..modeling.mask_rcnn import MaskRCNN
@@ -18,7 +20,8 @@ def build_rpn(cfg):
 
 def build_mask_rcnn(cfg, classes, pretrained_base=False, root=None):
     """A :class:`MaskRCNN` for preset ``cfg`` (a dict of :mod:`.presets`) and ``classes``."""
-    resnet = build_resnet(cfg["backbone"], pretrained_base, root=root)
+    norm_layer = None if cfg.get("norm", "frozen") == "frozen" else mx.gluon.nn.BatchNorm
+    resnet = build_resnet(cfg["backbone"], pretrained_base, norm_layer=norm_layer, root=root)
     if cfg["fpn"]:
         features, top_features = ResNetFPN(resnet), None
         box_features = fpn_box_head(avg_pool=cfg.get("box_head_avg_pool", False))

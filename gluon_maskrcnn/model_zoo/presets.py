@@ -9,6 +9,7 @@ _COMMON = dict(
     rpn_train_pre_nms=12000, rpn_train_post_nms=2000, rpn_test_pre_nms=6000,
     rpn_test_post_nms=1000, rpn_min_size=1, pos_iou_thresh=0.5, pos_ratio=0.25, max_num_gt=300,
     mask_channels=256, per_device_batch_size=1, train_patterns=TRAIN_PATTERNS,
+    norm="frozen",  # "frozen": BatchNorm with fixed statistics, as GluonCV; "bn": trainable BatchNorm
 )
 
 _C4 = dict(_COMMON, fpn=False, strides=(16,), anchor_sizes=((32, 64, 128, 256, 512),),

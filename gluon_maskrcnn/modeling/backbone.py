@@ -94,8 +94,12 @@ def _stage_channels(stage):
 
 
 def initialize_fresh(block, ctx=None):
-    """Initialise parameters that have no data yet (e.g. heads on top of a pretrained base)."""
+    """Initialise parameters that have no data yet (e.g. heads on top of a pretrained base).
+
+    Layers without an initializer of their own (the backbone's convs) get He initialisation.
+    """
     ctx = ctx or mx.cpu()
+    default = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
     for param in block.collect_params().values():
         if param._data is None and param._deferred_init == ():
-            param.initialize(ctx=ctx)
+            param.initialize(default_init=default, ctx=ctx)

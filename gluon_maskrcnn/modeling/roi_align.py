@@ -61,13 +61,15 @@ class MultiLevelROIAlign(gluon.HybridBlock):
         max_level = self._min_level + len(self._strides) - 1
         levels = roi_levels(F, rois, self._min_level, max_level)  # (K,)
         sacrificial = F.zeros_like(F.slice_axis(rois, axis=0, begin=0, end=1))  # (1, 5)
-        pooled = []
-        for i, stride in enumerate(self._strides):
-            on_level = levels == self._min_level + i  # (K,)
-            level_rois = F.where(on_level, rois, F.ones_like(rois) * -1)  # other levels: batch -1
-            level_rois = F.concat(sacrificial, level_rois, dim=0)  # (K+1, 5)
-            level_feat = F.contrib.ROIAlign(feats[i], level_rois, self._roi_size, 1.0 / stride,
-                                            sample_ratio=self._sample_ratio)
-            level_feat = F.slice_axis(level_feat, axis=0, begin=1, end=None)  # (K+1, ...) -> (K, ...)
-            pooled.append(F.where(on_level, level_feat, F.zeros_like(level_feat)))
-        return F.ElementWiseSum(*pooled)
+        padded_levels = F.concat(F.zeros_like(F.slice_axis(levels, axis=0, begin=0, end=1)), levels, dim=0)
+        merged = None
+        for i in range(len(self._strides) - 1, -1, -1):  # top level first
+            level_rois = F.where(levels == self._min_level + i, rois, F.ones_like(rois) * -1)
+            level_rois = F.concat(sacrificial, level_rois, dim=0)  # (K+1, 5): row 0 is sacrificial
+            pooled = F.contrib.ROIAlign(feats[i], level_rois, self._roi_size, 1.0 / self._strides[i],
+                                        sample_ratio=self._sample_ratio)  # (K+1, C, R, R)
+            # rows of other levels are unwritten (stale memory when hybridized): select, never sum.
+            # `merged` is the first data input so that, in graph order, the levels above are
+            # pooled and merged before this level's buffer is allocated.
+            merged = pooled if merged is None else F.where(padded_levels != self._min_level + i, merged, pooled)
+        return F.slice_axis(merged, axis=0, begin=1, end=None)  # (K+1, ...) -> (K, ...)

@@ -127,8 +127,9 @@ class MaskTargetGenerator(gluon.HybridBlock):
 
     def hybrid_forward(self, F, rois, gt_masks, matches, cls_targets):
         with autograd.pause():
+            gt_masks = F.cast(gt_masks, "float32")  # batches carry uint8 masks
             mask_ids = F.broadcast_add(F.relu(matches), _row_offsets(F, gt_masks))  # (B, P) flat rows
-            gt_flat = F.cast(gt_masks, 'float32').reshape((-3, 0, 0)).expand_dims(1)  # (B, M, H, W) -> (B*M, 1, H, W)
+            gt_flat = gt_masks.reshape((-3, 0, 0)).expand_dims(1)  # (B, M, H, W) -> (B*M, 1, H, W)
             rois5 = F.concat(mask_ids.reshape((-1, 1)), rois.reshape((-1, 4)), dim=-1)  # (B*P, 5)
             aligned = F.contrib.ROIAlign(gt_flat, rois5, self._mask_size, 1.0, sample_ratio=2)
             aligned = aligned.reshape((-4, self._num_images, -1, 0, 0, 0))  # (B*P,1,S,S) -> (B,P,1,S,S)

@@ -16,7 +16,7 @@ def test_dist_sync_two_workers_end_identical(tiny_root, tmp_path):
     log = tmp_path / "launch.log"
     with open(log, "w") as sink:
         code = launch_local([sys.executable, os.path.join(HERE, "dist_worker.py"), tiny_root, prefix],
-                            num_workers=2, num_servers=1, env={"OMP_NUM_THREADS": "1"}, timeout=300, sink=sink)
+                            num_workers=2, num_servers=1, env={"OMP_NUM_THREADS": "1"}, timeout=240, sink=sink)
     output = log.read_text()
     assert code == 0, output[-3000:]
     assert "rank 0" in output and "rank 1" in output

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon, nd
 
-from conftest import TINY_CLASSES, tiny_batch, tiny_model
+from helpers import TINY_CLASSES, tiny_batch, tiny_model
 from gluon_maskrcnn.engine.step import forward_losses
 from gluon_maskrcnn.modeling.losses import LOSS_NAMES, MaskRCNNLoss
 

@@ -1,0 +1,141 @@
+"""Training-step benchmark against GluonCV: one image, same weights, each in its own process.
+Used by ``scripts/benchmark_train.py``."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon, nd
+
+__all__ = ["run_train_benchmark"]
+
+
+def _sample(short, max_size, seed=0):
+    """One synthetic 600x800-style sample as network inputs (NumPy)."""
+    from .data.coco import COCOInstances
+    from .data.synthetic import write_synthetic_coco
+    from .data.transforms import TrainTransform
+
+    root = tempfile.mkdtemp(prefix="trainbench-")
+    write_synthetic_coco(root, num_train=1, num_val=1, height=600, width=800, seed=seed, max_objects=6)
+    image, instances = COCOInstances(root, "train")[0]
+    return TrainTransform(short, max_size, flip_prob=0.0)(image, instances, np.random.RandomState(0))
+
+
+def _ours_step(name, params, short, max_size):
+    from .data.batchify import TrainBatchify
+    from .data.rpn_targets import RPNTargetGenerator
+    from .engine.step import forward_losses
+    from .model_zoo import PRESETS, get_model
+    from .modeling.losses import MaskRCNNLoss
+
+    net = get_model(name, pretrained=params, pretrained_base=False, short=short, max_size=max_size)
+    batch = TrainBatchify(RPNTargetGenerator.from_preset(PRESETS[name]), seed=0)([_sample(short, max_size)])
+    trainer = gluon.Trainer(net.collect_train_params(), "sgd", {"learning_rate": 1e-4, "momentum": 0.9})
+    for p in set(net.collect_params().values()) - set(net.collect_train_params().values()):
+        p.grad_req = "null"
+    net.hybridize(static_alloc=True)
+    loss = MaskRCNNLoss()
+
+    def step():
+        with autograd.record():
+            total = sum(forward_losses(net, loss, *batch))
+        total.backward()
+        trainer.step(1)
+        nd.waitall()
+        return total.asscalar()
+    return step
+
+
+def _gluoncv_step(name, params, short, max_size):
+    """GluonCV's model, its target transform and its train script's losses."""
+    import gluoncv
+    from gluoncv.data.transforms.presets.rcnn import MaskRCNNDefaultTrainTransform
+
+    net = gluoncv.model_zoo.get_model(name, pretrained_base=False)
+    net.load_parameters(params)
+    img, boxes, labels, masks = _sample(short, max_size)
+    transform = MaskRCNNDefaultTrainTransform(short, max_size, net, ashape=net.ashape, multi_stage="fpn" in name)
+    # targets from GluonCV's own generator on our already-resized image (no second resize: short fits)
+    polys = [[np.array([[0, 0], [1, 0], [1, 1]], np.float32)] for _ in range(len(boxes))]
+    raw = mx.nd.array((img.transpose(1, 2, 0) * 58 + 120).clip(0, 255), dtype="uint8")
+    _, label, cls_t, box_t, box_m, _ = transform(raw, np.concatenate([boxes, labels[:, None]], 1), polys)
+    data = nd.array(img[None])
+    gt_box, gt_label = nd.array(label[None, :, :4]), nd.array(label[None, :, 4:5])
+    gt_masks = nd.array(masks[None].astype(np.float32))
+    cls_t = nd.concat(*[t.reshape((-1,)) for t in cls_t], dim=0)[None]
+    box_t = nd.concat(*[t.reshape((-1, 4)) for t in box_t], dim=0)[None]
+    box_m = nd.concat(*[t.reshape((-1, 4)) for t in box_m], dim=0)[None]
+    net.collect_params().setattr("grad_req", "null")
+    net.collect_train_params().setattr("grad_req", "write")
+    trainer = gluon.Trainer(net.collect_train_params(), "sgd", {"learning_rate": 1e-4, "momentum": 0.9})
+    net.hybridize(static_alloc=True)
+    rpn_cls = gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False)
+    rpn_box = gluon.loss.HuberLoss(rho=1.0 / 9)
+    rcnn_cls = gluon.loss.SoftmaxCrossEntropyLoss()
+    rcnn_box = gluon.loss.HuberLoss()
+    mask_loss = gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False)
+
+    def step():
+        with autograd.record():
+            cls_pred, box_pred, mask_pred, roi, _, matches, rpn_score, rpn_box_pred, _, cls_targets, \
+                box_targets, box_masks, indices = net(data, gt_box, gt_label)
+            num_rpn = (cls_t >= 0).sum()
+            l1 = rpn_cls(rpn_score.squeeze(axis=-1), cls_t, cls_t >= 0) * cls_t.size / num_rpn
+            l2 = rpn_box(rpn_box_pred, box_t, box_m) * rpn_box_pred.size / num_rpn
+            num_rcnn = (cls_targets >= 0).sum()
+            l3 = rcnn_cls(cls_pred, cls_targets, cls_targets.expand_dims(-1) >= 0) * cls_targets.size / num_rcnn
+            l4 = rcnn_box(box_pred, box_targets, box_masks) * box_pred.size / num_rcnn
+            pos_roi = nd.take(roi[0], indices[0]).expand_dims(0)
+            pos_match = nd.take(matches[0], indices[0]).expand_dims(0)
+            pos_cls = nd.take(cls_targets[0], indices[0]).expand_dims(0)
+            mask_t, mask_w = net.mask_target(pos_roi, gt_masks, pos_match, pos_cls)
+            l5 = mask_loss(mask_pred, mask_t, mask_w) * mask_t.size / mask_w.sum()
+            total = l1 + l2 + l3 + l4 + l5
+        total.backward()
+        trainer.step(1)
+        nd.waitall()
+        return total.asscalar()
+    return step
+
+
+def _worker(kind, name, params, short, max_size, out, warmup, runs):
+    from .benchmark import _peak_rss_gb, _timed
+
+    step = (_ours_step if kind == "ours" else _gluoncv_step)(name, params, short, max_size)
+    seconds = _timed(step, warmup, runs)
+    with open(out, "w") as f:
+        json.dump(dict(seconds=seconds, rss=_peak_rss_gb(), loss=float(step())), f)
+
+
+def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=3):
+    from .model_zoo import parity
+
+    folder = tempfile.mkdtemp(prefix="trainbench-")
+    print("OMP_NUM_THREADS=%s, one image, warm-up %d, median of %d" % (os.environ.get("OMP_NUM_THREADS"), warmup, runs))
+    rows = []
+    for name in names:
+        params = os.path.join(folder, name + ".params")
+        parity.gluoncv_model(name, seed=0).save_parameters(params)
+        result = {}
+        for kind in ("gluoncv", "ours"):
+            out = os.path.join(folder, "%s-%s.json" % (kind, name))
+            subprocess.run([sys.executable, "-m", "gluon_maskrcnn.benchmark_train", kind, name, params,
+                            str(short), str(max_size), out, str(warmup), str(runs)], check=True)
+            result[kind] = json.load(open(out))
+        for kind in ("gluoncv", "ours"):
+            row = dict(model=name, impl=kind, seconds_per_iter=result[kind]["seconds"],
+                       peak_rss_gb=result[kind]["rss"],
+                       speedup_of_ours=result[kind]["seconds"] / result["ours"]["seconds"])
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    kind, name, params, short, max_size, out, warmup, runs = sys.argv[1:9]
+    _worker(kind, name, params, int(short), int(max_size), out, int(warmup), int(runs))

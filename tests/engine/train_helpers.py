@@ -1,0 +1,13 @@
+"""Arguments of a small, fast training run."""
+from gluon_maskrcnn.engine.cli import build_parser, prepare_dataset
+
+SMALL = ["--network", "resnet18_v1b", "--use-fpn", "--gpus", "", "--no-pretrained-base", "--train-all",
+         "--short", "96", "--max-size", "128", "--rpn-channels", "64", "--num-sample", "64",
+         "--rpn-train-pre-nms", "500", "--rpn-train-post-nms", "128", "--rpn-test-pre-nms", "300",
+         "--rpn-test-post-nms", "64", "--max-dets", "20", "--num-workers", "0", "--lr-warmup", "5",
+         "--val-interval", "0", "--quiet", "--dataset", "synthetic", "--log-interval", "1"]
+
+
+def make_args(root, prefix, *extra):
+    return prepare_dataset(build_parser().parse_args(SMALL + ["--dataset-root", root, "--save-prefix", prefix]
+                                                     + list(extra)))
