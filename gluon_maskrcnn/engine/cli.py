@@ -8,11 +8,11 @@ __all__ = ["build_parser", "prepare_dataset", "SYNTHETIC_DEFAULTS", "COCO_DEFAUL
 # CPU (offline: no ImageNet weights) in minutes; the COCO set is GluonCV's schedule.
 COCO_DEFAULTS = dict(network="resnet50_v1b", use_fpn=False, epochs=26, lr_decay_epoch="17,23", norm="frozen",
                      lr_warmup=1000, val_interval=1, no_pretrained_base=False, train_all=False)
-SYNTHETIC_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, epochs=14, lr=0.02, lr_decay_epoch="11,13",
+SYNTHETIC_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, epochs=14, lr=0.01, lr_decay_epoch="11,13",
                           lr_warmup=100, val_interval=7, no_pretrained_base=True, train_all=True,
                           short=256, max_size=320, rpn_channels=256, num_sample=128,
                           rpn_train_pre_nms=2000, rpn_train_post_nms=512, rpn_test_pre_nms=1000,
-                          rpn_test_post_nms=200, max_dets=50, num_workers=2, clip_gradient=10.0,
+                          rpn_test_post_nms=200, max_dets=50, num_workers=2, clip_gradient=5.0,
                           dataset_root="data/synthetic", save_prefix="runs/synthetic/mask_rcnn",
                           norm="bn")
 
@@ -37,7 +37,7 @@ def build_parser():
     a("--lr-warmup", type=int, default=None, help="warm-up iterations")
     a("--wd", type=float, default=1e-4)
     a("--momentum", type=float, default=0.9)
-    a("--clip-gradient", type=float, default=None)
+    a("--clip-gradient", type=float, default=None, help="clip each device's gradient global norm")
     a("--kv-store", default="device", help="local, device, nccl, dist_sync, dist_device_sync")
     a("--horovod", action="store_true")
     a("--num-workers", type=int, default=None, help="DataLoader worker processes (default 4)")

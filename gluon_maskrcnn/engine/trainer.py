@@ -92,8 +92,8 @@ class _Run:
         total_batch = per_device * len(self.ctx) * self.dist.num_workers
         self.base_lr = args.lr if args.lr else default_lr(total_batch)
         self.trainer = self.dist.trainer(self.net.collect_train_params(), "sgd", {
-            "learning_rate": self.base_lr, "wd": args.wd, "momentum": args.momentum,
-            "clip_gradient": args.clip_gradient if args.clip_gradient > 0 else None})
+            "learning_rate": self.base_lr, "wd": args.wd, "momentum": args.momentum})
+        self.clip_norm = args.clip_gradient if args.clip_gradient and args.clip_gradient > 0 else None
         self.dist.broadcast_parameters(self.net)
         self.state = dict(epoch=0, iteration=0, best_segm_ap=-1.0, args=vars(args))
 
@@ -134,8 +134,17 @@ def _train_step(run, batch):
                                  "this step is saved as %s. Lower --lr or set --clip-gradient."
                                  % (values["total"], run.state["epoch"], run.state["iteration"],
                                     ", ".join("%s=%.4g" % kv for kv in values.items()), path))
+    if getattr(run, "clip_norm", None):
+        _clip_global_norm(run.net, run.ctx, run.clip_norm)
     run.trainer.step(run.dist.step_scale(len(parts)))
     return values
+
+
+def _clip_global_norm(net, ctx, max_norm):
+    """Rescale each device's gradients so that their global L2 norm is at most ``max_norm``."""
+    params = [p for p in net.collect_params().values() if p.grad_req != "null"]
+    for device in ctx:
+        gluon.utils.clip_global_norm([p.grad(device) for p in params], max_norm, check_isfinite=False)
 
 
 def _evaluate(run, epoch):

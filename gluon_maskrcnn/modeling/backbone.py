@@ -32,6 +32,7 @@ def build_resnet(name, pretrained_base=False, norm_layer=None, root=None):
         kwargs["use_global_stats"] = True
     else:
         kwargs["norm_layer"] = norm_layer
+        kwargs["last_gamma"] = not pretrained_base  # from scratch: residual branches start at zero
     net = getattr(resnetv1b, name)(pretrained=False, **kwargs)
     if pretrained_base:
         from ..model_zoo.store import resolve_params
