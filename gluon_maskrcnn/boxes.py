@@ -77,24 +77,29 @@ def feature_sizes(height, width, strides):
     return sizes
 
 
-def box_iou(a, b):
+def box_iou(a, b, area_a=None):
     """IoU matrix of corner boxes, GluonCV's convention (area = (x2-x1)*(y2-y1)).
 
-    a: (N, 4), b: (M, 4) -> (N, M) float32. Degenerate boxes have IoU 0.
+    a: (N, 4), b: (M, 4) -> (N, M) float32. Degenerate boxes have IoU 0. ``area_a`` may be
+    passed when the same boxes are used again (anchors).
     """
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)  # (N, M)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    np.maximum(iw, 0, out=iw)
+    np.maximum(ih, 0, out=ih)
+    inter = np.multiply(iw, ih, out=iw)  # (N, M)
+    if area_a is None:
+        area_a = _areas(a)
+    union = area_a[:, None] + _areas(b)[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return iou.astype(np.float32)
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return iou
+
+
+def _areas(boxes):
+    return np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
 
 
 def encode_boxes(boxes, anchors, means=(0.0, 0.0, 0.0, 0.0), stds=(1.0, 1.0, 1.0, 1.0)):

@@ -14,7 +14,7 @@ over the feature map, anchors of a cell contiguous.
 """
 import numpy as np
 
-from ..boxes import anchor_grid, box_iou, encode_boxes, feature_sizes
+from ..boxes import anchor_grid, encode_boxes, feature_sizes
 
 __all__ = ["RPNTargetGenerator", "sample_anchors"]
 
@@ -22,29 +22,47 @@ _EPS = np.spacing(np.float32(1.0))
 
 
 def sample_anchors(ious, num_sample, pos_iou_thresh, neg_iou_thresh, pos_ratio, rng, outside=None):
-    """Label anchors from their IoU matrix (N, M), invalid rows -1.
+    """Label anchors from their IoU matrix, gt-major: (M, N), invalid anchors' columns -1.
 
     ``outside`` (N,) marks invalid anchors; it matters only without ground truth (M = 0).
-
     Returns (samples (N,) float32 in {1, -1, 0}, matches (N,) int64).
     """
-    num_anchors = ious.shape[0]
-    if ious.shape[1] == 0:  # no ground truth: every valid anchor is background
+    num_anchors = ious.shape[1]
+    if ious.shape[0] == 0:  # no ground truth: every valid anchor is background
         matches = np.zeros(num_anchors, np.int64)
         best_per_anchor = np.zeros(num_anchors, np.float32)
         if outside is not None:
             best_per_anchor[outside] = -1
         is_best_for_gt = np.zeros(num_anchors, bool)
     else:
-        matches = ious.argmax(axis=1)
-        best_per_anchor = ious.max(axis=1)
-        best_per_gt = ious.max(axis=0, keepdims=True)  # (1, M)
-        is_best_for_gt = ((ious + _EPS) > best_per_gt).any(axis=1)
+        matches = ious.argmax(axis=0)
+        best_per_anchor = ious.max(axis=0)
+        best_per_gt = ious.max(axis=1, keepdims=True)  # (M, 1)
+        is_best_for_gt = ((ious + _EPS) > best_per_gt).any(axis=0)
     samples = np.zeros(num_anchors, np.float32)
     samples[is_best_for_gt | (best_per_anchor >= pos_iou_thresh)] = 1
     samples[(best_per_anchor < neg_iou_thresh) & (best_per_anchor >= 0)] = -1
     _subsample(samples, num_sample, pos_ratio, rng)
     return samples, matches
+
+
+def _ious_gt_major(columns, areas, gt_boxes, outside):
+    """IoU (M, N) of each ground truth with each anchor; -1 for anchors outside the image.
+
+    ``columns`` are the anchors' x1, y1, x2, y2 as contiguous (N,) arrays: one pass of
+    contiguous vector arithmetic per ground truth (M is small), GluonCV's area convention.
+    """
+    ious = np.empty((len(gt_boxes), len(areas)), np.float32)
+    x1, y1, x2, y2 = columns
+    for j, (gx1, gy1, gx2, gy2) in enumerate(gt_boxes):
+        iw = np.minimum(x2, gx2) - np.maximum(x1, gx1)
+        ih = np.minimum(y2, gy2) - np.maximum(y1, gy1)
+        inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+        union = areas + max(gx2 - gx1, 0) * max(gy2 - gy1, 0) - inter
+        np.divide(inter, union, out=ious[j], where=union > 0)
+        ious[j][union <= 0] = 0
+    ious[:, outside] = -1
+    return ious
 
 
 def _subsample(samples, num_sample, pos_ratio, rng):
@@ -108,12 +126,10 @@ class RPNTargetGenerator:
         Returns cls_targets (N,) float32 in {1, 0, -1 ignored}, box_targets (N, 4), box_masks (N, 4).
         """
         rng = rng if rng is not None else np.random
-        anchors = self.anchors(pad_h or height, pad_w or width)
+        anchors, columns, areas = self._anchor_columns(pad_h or height, pad_w or width)
         gt_boxes = np.asarray(gt_boxes, np.float32).reshape(-1, 4)
-        ious = box_iou(anchors, gt_boxes)  # (N, M)
-        outside = ((anchors[:, 0] < 0) | (anchors[:, 1] < 0) | (anchors[:, 2] >= width)
-                   | (anchors[:, 3] >= height))
-        ious[outside] = -1
+        outside = (columns[0] < 0) | (columns[1] < 0) | (columns[2] >= width) | (columns[3] >= height)
+        ious = _ious_gt_major(columns, areas, gt_boxes, outside)  # (M, N)
         samples, matches = sample_anchors(ious, self.num_sample, self.pos_iou_thresh,
                                           self.neg_iou_thresh, self.pos_ratio, rng, outside)
         cls_targets = np.where(samples > 0, 1.0, np.where(samples < 0, 0.0, -1.0)).astype(np.float32)
@@ -122,5 +138,16 @@ class RPNTargetGenerator:
         if positive.any():
             box_targets[positive] = encode_boxes(gt_boxes[matches[positive]], anchors[positive],
                                                  stds=self.stds)
-        box_masks = np.repeat(positive[:, None], 4, axis=1).astype(np.float32)
+        box_masks = np.empty((len(anchors), 4), np.float32)
+        box_masks[:] = positive[:, None]
         return cls_targets, box_targets, box_masks
+
+    def _anchor_columns(self, pad_h, pad_w):
+        """(anchors (N, 4), their four coordinate columns, their areas), cached per size."""
+        key = ("columns", pad_h, pad_w)
+        if key not in self._anchor_cache:
+            anchors = self.anchors(pad_h, pad_w)
+            columns = tuple(np.ascontiguousarray(anchors[:, k]) for k in range(4))
+            areas = (columns[2] - columns[0]) * (columns[3] - columns[1])
+            self._anchor_cache[key] = (anchors, columns, areas)
+        return self._anchor_cache[key]
