@@ -65,11 +65,13 @@ def _gluoncv_step(name, params, short, max_size):
     raw = mx.nd.array((img.transpose(1, 2, 0) * 58 + 120).clip(0, 255), dtype="uint8")
     _, label, cls_t, box_t, box_m, _ = transform(raw, np.concatenate([boxes, labels[:, None]], 1), polys)
     data = nd.array(img[None])
+    label = label.asnumpy() if isinstance(label, nd.NDArray) else np.asarray(label)
     gt_box, gt_label = nd.array(label[None, :, :4]), nd.array(label[None, :, 4:5])
     gt_masks = nd.array(masks[None].astype(np.float32))
-    cls_t = nd.concat(*[t.reshape((-1,)) for t in cls_t], dim=0)[None]
-    box_t = nd.concat(*[t.reshape((-1, 4)) for t in box_t], dim=0)[None]
-    box_m = nd.concat(*[t.reshape((-1, 4)) for t in box_m], dim=0)[None]
+    as_nd = lambda t: t if isinstance(t, nd.NDArray) else nd.array(t)  # noqa: E731
+    cls_t = nd.concat(*[as_nd(t).reshape((-1,)) for t in cls_t], dim=0)[None]
+    box_t = nd.concat(*[as_nd(t).reshape((-1, 4)) for t in box_t], dim=0)[None]
+    box_m = nd.concat(*[as_nd(t).reshape((-1, 4)) for t in box_m], dim=0)[None]
     net.collect_params().setattr("grad_req", "null")
     net.collect_train_params().setattr("grad_req", "write")
     trainer = gluon.Trainer(net.collect_train_params(), "sgd", {"learning_rate": 1e-4, "momentum": 0.9})
