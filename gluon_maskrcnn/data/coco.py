@@ -10,7 +10,7 @@ from collections import Counter
 import cv2
 import numpy as np
 
-__all__ = ["COCOInstances", "Instances", "DataError", "read_image"]
+__all__ = ["COCOInstances", "Instances", "DataError", "read_image", "transform_item"]
 
 logger = logging.getLogger(__name__)
 
@@ -227,14 +227,19 @@ class _Transformed:
         return len(self._dataset)
 
     def __getitem__(self, idx):
-        image, instances = self._dataset[idx]
-        try:
-            return self._fn(image, instances)
-        except DataError:
-            raise
-        except Exception as err:
-            raise DataError("transforming image %s failed: %s: %s"
-                            % (self._dataset.image_path(idx), type(err).__name__, err)) from err
+        return transform_item(self._dataset, idx, self._fn)
+
+
+def transform_item(dataset, idx, fn, *args):
+    """``fn(image, instances, *args)`` for item ``idx``; any failure names the image file."""
+    image, instances = dataset[idx]  # an unreadable file raises DataError naming it
+    try:
+        return fn(image, instances, *args)
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError("transforming image %s failed: %s: %s"
+                        % (dataset.image_path(idx), type(err).__name__, err)) from err
 
 
 def _polygon_area(points):

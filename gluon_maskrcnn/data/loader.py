@@ -3,7 +3,7 @@ import mxnet as mx
 import numpy as np
 
 from .batchify import TrainBatchify
-from .coco import DataError
+from .coco import transform_item
 from .samplers import AspectRatioBatchSampler
 
 __all__ = ["SeededTrainView", "sample_seed", "train_loader"]
@@ -32,12 +32,7 @@ class SeededTrainView:
     def __getitem__(self, key):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         seed = sample_seed(self.seed, epoch, index)
-        image, instances = self.dataset[index]  # DataError names an unreadable file
-        try:
-            sample = self.transform(image, instances, np.random.RandomState(seed))
-        except Exception as err:
-            raise DataError("transforming image %s failed: %s: %s"
-                            % (self.dataset.image_path(index), type(err).__name__, err)) from err
+        sample = transform_item(self.dataset, index, self.transform, np.random.RandomState(seed))
         return sample + (seed,)
 
 
