@@ -1,26 +1,27 @@
-"""Export a model to MODEL-symbol.json and MODEL-0000.params for SymbolBlock.imports.
+"""Export a model to MODEL-symbol.json, MODEL-0000.params and MODEL-meta.json for deployment.
 
-    python scripts/export_mask_rcnn.py --model runs/mask_rcnn-best --out exported/mask_rcnn --size 256 320
+    python scripts/export_mask_rcnn.py --model runs/mask_rcnn-best --out exported/mask_rcnn
+
+Load it back with ``gluon_maskrcnn.export.load_exported`` (or ``SymbolBlock.imports``).
 """
 import argparse
 
-import mxnet as mx
-
 from gluon_maskrcnn.engine.loading import load_model
+from gluon_maskrcnn.export import export_model
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True)
-    p.add_argument("--params", default=None)
-    p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int, nargs=2, default=[800, 1333], help="input height width to trace with")
+    p.add_argument("--model", required=True, help="zoo name or checkpoint prefix")
+    p.add_argument("--params", default=None, help=".params file for a zoo name")
+    p.add_argument("--out", required=True, help="output prefix")
+    p.add_argument("--size", type=int, nargs=2, default=None,
+                   help="height width to trace with (default: the model's short side, square)")
     args = p.parse_args()
     net = load_model(args.model, args.params)
-    net.hybridize(static_alloc=True, static_shape=True)
-    net(mx.nd.zeros((1, 3) + tuple(args.size)))
-    net.export(args.out)
-    print("wrote %s-symbol.json and %s-0000.params" % (args.out, args.out))
+    size = args.size or (net.short, net.short)
+    for name in export_model(net, args.out, size):
+        print("wrote", name)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,14 @@ class Instances:
     def __len__(self):
         return len(self.labels)
 
+    def masks(self, height, width):
+        """The segmentations rasterised at the image's size: (M, height, width) uint8."""
+        from .transforms import rasterize
+
+        masks = [rasterize(segm, (height, width), (height, width), 1.0, 1.0, False)
+                 for segm in self.segms]
+        return np.stack(masks) if masks else np.zeros((0, height, width), np.uint8)
+
 
 def read_image(path):
     """Read an image as HxWx3 uint8 RGB (grayscale, PNG and 4-channel images included)."""
@@ -70,6 +78,9 @@ def load_annotation_file(path):
 class COCOInstances:
     """A COCO-format instance segmentation dataset.
 
+    ``dataset[i]`` is ``(image HxWx3 uint8 RGB, Instances)``. ``skipped`` counts every dropped
+    image and annotation by kind; the counts are logged once, when the dataset is built.
+
     Parameters
     ----------
     root : str
@@ -82,9 +93,6 @@ class COCOInstances:
         Drop images with no usable annotation (training); evaluation keeps every image.
     min_object_size : float
         Boxes narrower or shorter than this (after clipping) are degenerate and dropped.
-
-    ``dataset[i]`` is ``(image HxWx3 uint8 RGB, Instances)``. ``skipped`` counts every dropped
-    image and annotation by kind; the counts are logged once, when the dataset is built.
     """
 
     def __init__(self, root, split, classes=None, skip_empty=True, min_object_size=1.0,
@@ -168,6 +176,9 @@ class COCOInstances:
         if isinstance(segm, dict) and "counts" in segm and "size" in segm:
             from pycocotools import mask as mask_utils
 
+            if isinstance(segm["counts"], list) and sum(segm["counts"]) != int(np.prod(segm["size"])):
+                self.skipped["RLE whose counts do not cover its size"] += 1
+                return None
             rle = segm if not isinstance(segm["counts"], list) else mask_utils.frPyObjects(segm, *segm["size"])
             if mask_utils.area(rle) == 0:
                 self.skipped["zero-area mask"] += 1

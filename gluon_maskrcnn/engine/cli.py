@@ -1,8 +1,10 @@
 """Command-line arguments of ``scripts/train_mask_rcnn.py`` (GluonCV's flags plus ours)."""
 import argparse
+import json
 import os
 
-__all__ = ["build_parser", "prepare_dataset", "SYNTHETIC_DEFAULTS", "COCO_DEFAULTS"]
+__all__ = ["build_parser", "prepare_dataset", "training_args", "SYNTHETIC_DEFAULTS", "COCO_DEFAULTS",
+           "TINY_DEFAULTS"]
 
 # Flags left unset take these values. The synthetic set trains a small FPN R18 from scratch on
 # CPU (offline: no ImageNet weights) in minutes; the COCO set is GluonCV's schedule.
@@ -14,7 +16,16 @@ SYNTHETIC_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, epochs=14, lr=0.
                           rpn_train_pre_nms=2000, rpn_train_post_nms=512, rpn_test_pre_nms=1000,
                           rpn_test_post_nms=200, max_dets=50, num_workers=2, clip_gradient=5.0,
                           dataset_root="data/synthetic", save_prefix="runs/synthetic/mask_rcnn",
-                          norm="bn")
+                          norm="bn", synthetic_train=64, synthetic_val=16)
+# --tiny: the same recipe shrunk to about a minute on a 2-core CPU, for smoke tests and the
+# tutorials. It learns the shapes roughly; it is no substitute for the full synthetic run.
+TINY_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, no_pretrained_base=True, train_all=True,
+                     norm="bn", short=128, max_size=160, rpn_channels=64, num_sample=64,
+                     rpn_train_pre_nms=500, rpn_train_post_nms=128, rpn_test_pre_nms=300,
+                     rpn_test_post_nms=64, max_dets=20, epochs=4, lr=0.02, lr_decay_epoch="3",
+                     lr_warmup=20, val_interval=4, clip_gradient=5.0, synthetic_train=48,
+                     synthetic_val=8, dataset_root="data/synthetic_tiny",
+                     save_prefix="runs/tiny/mask_rcnn")
 
 
 def build_parser():
@@ -48,7 +59,8 @@ def build_parser():
     a("--log-interval", type=int, default=20)
     a("--seed", type=int, default=233)
     a("--no-pretrained-base", action="store_true", default=None)
-    a("--pretrained", default="", help="start from a zoo model's COCO weights (True) or a .params file")
+    a("--pretrained", default="", help="start from a zoo model's COCO weights (True), a .params "
+      "file, or a training checkpoint prefix (runs/x-best: its network; classes are reset)")
     a("--train-all", action="store_true", default=None,
       help="train every parameter (default: the preset's patterns)")
     a("--norm", default=None, choices=["frozen", "bn"], help="frozen BatchNorm (GluonCV) or trainable BatchNorm")
@@ -59,9 +71,25 @@ def build_parser():
     for flag in ("short", "max-size", "rpn-channels", "num-sample", "rpn-train-pre-nms",
                  "rpn-train-post-nms", "rpn-test-pre-nms", "rpn-test-post-nms", "max-dets"):
         small.add_argument("--" + flag, type=int, default=None)
-    a("--synthetic-train", type=int, default=64, help="synthetic dataset: training images")
-    a("--synthetic-val", type=int, default=16, help="synthetic dataset: validation images")
+    a("--synthetic-train", type=int, default=None, help="synthetic dataset: training images (64)")
+    a("--synthetic-val", type=int, default=None, help="synthetic dataset: validation images (16)")
+    a("--tiny", action="store_true", help="a small model and schedule that runs in about a minute "
+      "on CPU (smoke tests, tutorials); flags given explicitly still win")
     return p
+
+
+_SYNTHETIC_ONLY = ("synthetic_train", "synthetic_val", "dataset_root")
+
+
+def _checkpoint_architecture(pretrained):
+    """Network flags of a training checkpoint named by ``--pretrained PREFIX`` (else {})."""
+    path = "%s.json" % pretrained
+    if not pretrained or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        saved = json.load(f)["args"]
+    keys = ("network", "use_fpn", "norm", "rpn_channels", "short", "max_size")
+    return {key: saved[key] for key in keys if saved.get(key) is not None}
 
 
 def prepare_dataset(args):
@@ -71,6 +99,10 @@ def prepare_dataset(args):
                     save_prefix="runs/mask_rcnn", num_workers=4, clip_gradient=-1.0)
     if args.dataset == "synthetic":
         defaults.update(SYNTHETIC_DEFAULTS)
+    if args.tiny:
+        defaults.update(TINY_DEFAULTS if args.dataset == "synthetic" else
+                        {k: v for k, v in TINY_DEFAULTS.items() if k not in _SYNTHETIC_ONLY})
+    defaults.update(_checkpoint_architecture(args.pretrained))
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -87,3 +119,24 @@ def prepare_dataset(args):
     if args.batch_size is None:
         args.batch_size = max(1, len([g for g in args.gpus.split(",") if g.strip()]) or args.cpu_contexts)
     return args
+
+
+def training_args(argv=(), **flags):
+    """The namespace :func:`~gluon_maskrcnn.engine.trainer.fit` takes, built from Python.
+
+    ``flags`` are the script's flags by keyword (``use_fpn=True`` is ``--use-fpn``,
+    ``gpus=""`` is ``--gpus ''``); ``False`` or ``None`` leaves a flag unset. Unset flags take
+    the dataset's defaults, exactly as ``scripts/train_mask_rcnn.py`` does, and the synthetic
+    dataset is written if it is missing.
+
+    >>> args = training_args(dataset="synthetic", gpus="", epochs=2)  # doctest: +SKIP
+    """
+    argv = list(argv)
+    for key, value in flags.items():
+        if value is None or value is False:
+            continue
+        argv.append("--" + key.replace("_", "-"))
+        if value is not True:
+            argv.append(str(value))
+    return prepare_dataset(build_parser().parse_args(argv))
+

@@ -21,6 +21,7 @@ from ..modeling.losses import LOSS_NAMES, MaskRCNNLoss
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import Distributed
 from .evaluation import evaluate, format_metrics
+from .loading import load_model
 from .metrics import MetricsLog, RunningMean, plot_curves
 from .schedule import default_lr, learning_rate
 from .step import forward_losses
@@ -55,14 +56,25 @@ def build_network(args, classes, per_device_batch, ctx):
             overrides[key] = value
     if args.train_all:
         overrides["train_patterns"] = None
-    net = get_model(model_name(args), pretrained=args.pretrained or False,
-                    pretrained_base=not args.no_pretrained_base, classes=classes, ctx=ctx[0], **overrides)
+    if _is_checkpoint(args.pretrained):  # fine-tune one of our runs: its network, new classes
+        net = load_model(args.pretrained, ctx=ctx[0], **overrides)
+        if list(net.classes) != list(classes):
+            net.reset_class(classes)
+    else:
+        net = get_model(model_name(args), pretrained=args.pretrained or False,
+                        pretrained_base=not args.no_pretrained_base, classes=classes, ctx=ctx[0],
+                        **overrides)
     net.collect_params().reset_ctx(ctx)
     trainable = set(net.collect_train_params().values())
     for param in net.collect_params().values():
         if param not in trainable:
             param.grad_req = "null"
     return net, dict(PRESETS[model_name(args)], **overrides)
+
+
+def _is_checkpoint(pretrained):
+    """True when ``--pretrained`` names a training checkpoint prefix (``runs/x-best``)."""
+    return isinstance(pretrained, str) and bool(pretrained) and os.path.exists(pretrained + ".json")
 
 
 class _Run:

@@ -73,7 +73,7 @@ def _gluoncv_pool(ref, feats, rois):
 
 
 def stage_differences(reference, ours, x):
-    """Max |difference| per stage: features, RPN raw outputs, proposals, heads on the same ROIs."""
+    """Largest absolute difference per stage: features, RPN raw outputs, proposals, heads on the same ROIs."""
     diffs = {}
     ref_feats = reference.features(x)
     ref_feats = ref_feats if isinstance(ref_feats, (list, tuple)) else [ref_feats]
@@ -108,8 +108,8 @@ def match_detections(reference, ours, top=100, score_tol=1e-3, iou_min=0.99):
     """Match GluonCV's top detections to ours.
 
     ``reference`` and ``ours`` are ``(ids, scores, boxes, masks)`` of one image as NumPy arrays.
-    Returns dict(matched fraction, count, mean |mask difference| over matched pairs,
-    max |score difference|).
+    Returns dict(matched fraction, count, mean absolute mask difference over matched pairs,
+    largest absolute score difference).
     """
     r_ids, r_scores, r_boxes, r_masks = reference
     o_ids, o_scores, o_boxes, o_masks = ours

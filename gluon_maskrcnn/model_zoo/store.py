@@ -10,7 +10,7 @@ import io
 import os
 import zipfile
 
-__all__ = ["model_root", "resolve_params", "sha1_of", "ModelFileError"]
+__all__ = ["model_root", "resolve_params", "cached_params", "sha1_of", "ModelFileError"]
 
 DEFAULT_REPO = "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/"
 TIMEOUT = float(os.environ.get("GLUON_MASKRCNN_DOWNLOAD_TIMEOUT", "20"))
@@ -40,6 +40,25 @@ def sha1_of(path, chunk=1 << 20):
     return digest.hexdigest()
 
 
+def _published_file(name, root=None):
+    """(sha1, file name, folder) of ``name``'s published parameter file."""
+    table = _sha1_table()
+    if name not in table:
+        raise ModelFileError("no published parameters for %r" % name)
+    sha1 = table[name]
+    return sha1, "%s-%s.params" % (name, sha1[:8]), model_root(root)
+
+
+def cached_params(name, root=None):
+    """Path of ``name``'s published parameter file if it is cached and intact, else None.
+
+    Never downloads: use it to decide, offline, whether ``pretrained=True`` will load.
+    """
+    sha1, file_name, folder = _published_file(name, root)
+    path = os.path.join(folder, file_name)
+    return path if os.path.isfile(path) and sha1_of(path) == sha1 else None
+
+
 def resolve_params(name, pretrained=True, root=None):
     """Path of the parameter file for ``name``.
 
@@ -51,15 +70,10 @@ def resolve_params(name, pretrained=True, root=None):
         if not os.path.isfile(pretrained):
             raise ModelFileError("parameter file %r for %s does not exist" % (pretrained, name))
         return pretrained
-    table = _sha1_table()
-    if name not in table:
-        raise ModelFileError("no published parameters for %r" % name)
-    sha1 = table[name]
-    file_name = "%s-%s.params" % (name, sha1[:8])
-    folder = model_root(root)
-    path = os.path.join(folder, file_name)
-    if os.path.isfile(path) and sha1_of(path) == sha1:
-        return path
+    cached = cached_params(name, root)
+    if cached:
+        return cached
+    sha1, file_name, folder = _published_file(name, root)
     return _download(name, file_name, sha1, folder)
 
 

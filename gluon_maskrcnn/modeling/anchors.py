@@ -9,6 +9,8 @@ __all__ = ["AnchorGenerator"]
 class AnchorGenerator(gluon.HybridBlock):
     """Anchors of one feature level, precomputed for an ``alloc_size`` map.
 
+    Forward: ``feat`` (B, C, h, w) -> anchors (1, h*w*A, 4).
+
     Parameters
     ----------
     stride : int
@@ -20,8 +22,6 @@ class AnchorGenerator(gluon.HybridBlock):
     alloc_size : (int, int)
         Largest feature map (H, W) served; the anchors are stored as a constant parameter
         named ``anchors`` of shape (1, 1, H, W, A*4), as in GluonCV's parameter files.
-
-    Forward: ``feat`` (B, C, h, w) -> anchors (1, h*w*A, 4).
     """
 
     def __init__(self, stride, sizes, ratios, alloc_size, **kwargs):

@@ -20,6 +20,14 @@ __all__ = ["FasterRCNN"]
 class FasterRCNN(gluon.HybridBlock):
     """Faster R-CNN.
 
+    Inference, ``net(x)`` with ``x`` of shape (B, 3, H, W), returns the namedtuple
+    ``(ids, scores, bboxes)``: class ids (B, N, 1) (-1 past the real detections), scores
+    (B, N, 1) and boxes (B, N, 4) as ``x1, y1, x2, y2`` in input pixels, N = ``max_dets``.
+
+    Training, inside ``autograd.train_mode()``, ``net(x, gt_boxes, gt_labels)`` with
+    ``gt_boxes`` (B, M, 4) and ``gt_labels`` (B, M, 1) (rows padded with -1) returns
+    :attr:`TRAIN_OUTPUTS` in GluonCV's positional order, also readable by name.
+
     Parameters
     ----------
     features : HybridBlock
@@ -47,9 +55,6 @@ class FasterRCNN(gluon.HybridBlock):
     train_patterns : str or None
         Regex of the parameters to train (GluonCV's convention); None trains all.
 
-    Inference ``net(x)`` returns ``(ids (B, K, 1), scores (B, K, 1), bboxes (B, K, 4))``.
-    Training (``autograd.train_mode()``) ``net(x, gt_boxes (B, M, 4), gt_labels (B, M, 1))``
-    returns :attr:`TRAIN_OUTPUTS` in GluonCV's order, also readable by name.
     """
 
     TRAIN_OUTPUTS = ("cls_pred", "box_pred", "rois", "samples", "matches", "raw_rpn_score",

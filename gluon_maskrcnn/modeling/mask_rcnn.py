@@ -9,6 +9,13 @@ __all__ = ["MaskRCNN"]
 class MaskRCNN(FasterRCNN):
     """Mask R-CNN (He et al. 2017).
 
+    Inference, ``net(x)`` with ``x`` (B, 3, H, W), returns the namedtuple
+    ``(ids, scores, bboxes, masks)``: the parent's three, plus masks (B, N, S, S), the
+    probability of each detection's class over its box on an S x S grid (S = 2 x the pooled
+    size: 28 in the zoo). :func:`gluon_maskrcnn.predict.predict` pastes them at full image size.
+
+    Training adds ``mask_pred`` (B, K, C, S, S) after ``box_pred``, in GluonCV's order.
+
     Parameters
     ----------
     mask_channels : int
@@ -17,12 +24,8 @@ class MaskRCNN(FasterRCNN):
         3x3 convs before the deconv (4 for FPN R50/R101, 2 for FPN R18, 0 for C4).
     mask_roi_size : (int, int)
         ROI size of the mask targets (twice the pooled size).
-    **kwargs
-        Everything :class:`FasterRCNN` takes.
-
-    Inference ``net(x)`` returns ``(ids, scores, bboxes, masks)``; masks are (B, K, M, M)
-    probabilities of each detection's class inside its box. Training adds ``mask_pred``
-    (B, P, C, M, M) after ``box_pred``, in GluonCV's order.
+    kwargs
+        Every other keyword :class:`~gluon_maskrcnn.modeling.faster_rcnn.FasterRCNN` takes.
     """
 
     TRAIN_OUTPUTS = FasterRCNN.TRAIN_OUTPUTS[:2] + ("mask_pred",) + FasterRCNN.TRAIN_OUTPUTS[2:]

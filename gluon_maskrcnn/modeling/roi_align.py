@@ -27,6 +27,14 @@ def roi_levels(F, rois, min_level, max_level, canonical_scale=224.0, canonical_l
 class MultiLevelROIAlign(gluon.HybridBlock):
     """ROIAlign each ROI on its own level only (other levels see it with batch index -1).
 
+    Forward ``(rois (K, 5), *feats)`` -> (K, C, roi_h, roi_w).
+
+    MXNet 1.9's CPU ROIAlign has two flaws with skipped ROIs (batch index -1), both worked
+    around here: it leaves their output rows unwritten (stale memory in a hybridized graph),
+    so they are selected away, never summed; and it zeroes flat element ``n`` of the *whole*
+    output for skipped ROI ``n`` -- inside ROI 0's row, racing with the thread computing it --
+    so a sacrificial ROI takes row 0 (valid while K < C*roi_h*roi_w).
+
     Parameters
     ----------
     roi_size : (int, int)
@@ -37,14 +45,6 @@ class MultiLevelROIAlign(gluon.HybridBlock):
         Pyramid level of the first stride (2 for P2).
     sample_ratio : int
         Bilinear samples per bin side.
-
-    Forward ``(rois (K, 5), *feats)`` -> (K, C, roi_h, roi_w).
-
-    MXNet 1.9's CPU ROIAlign has two flaws with skipped ROIs (batch index -1), both worked
-    around here: it leaves their output rows unwritten (stale memory in a hybridized graph),
-    so they are selected away, never summed; and it zeroes flat element ``n`` of the *whole*
-    output for skipped ROI ``n`` -- inside ROI 0's row, racing with the thread computing it --
-    so a sacrificial ROI takes row 0 (valid while K < C*roi_h*roi_w).
     """
 
     def __init__(self, roi_size, strides, min_level=2, sample_ratio=2, **kwargs):

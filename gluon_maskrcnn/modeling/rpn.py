@@ -72,6 +72,11 @@ def _invalid_rows(F, like, count):
 class RPN(gluon.HybridBlock):
     """Region proposal network over one (C4) or several (FPN) feature levels.
 
+    ``rpn(img, *feats)`` at inference returns ``(scores, rois)``: (B, P, 1) and (B, P, 4), P
+    proposals per image. In training it returns ``(scores, rois, raw_scores, raw_deltas,
+    anchors)``: the same two, then the head's outputs (B, N, 1) and (B, N, 4) and the anchors
+    (1, N, 4), for the N anchors of all levels.
+
     Parameters
     ----------
     channels : int
@@ -91,9 +96,6 @@ class RPN(gluon.HybridBlock):
     min_size : float
         Proposals narrower or shorter than this (``x2 - x1 + 1``) are discarded.
 
-    Forward ``(img, *feats)``: in training returns ``(scores (B, P, 1), rois (B, P, 4),
-    raw_scores (B, N, 1), raw_deltas (B, N, 4), anchors (1, N, 4))`` for N anchors over all
-    levels; at inference ``(scores, rois)``.
     """
 
     def __init__(self, channels, strides, sizes, ratios, alloc_size, clip, nms_thresh=0.7,

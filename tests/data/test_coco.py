@@ -51,10 +51,21 @@ def test_polygon_and_rle(tmp_path):
     m[2:8, 3:9] = 1
     rle = mask_utils.encode(np.asfortranarray(m))
     rle = {"size": rle["size"], "counts": rle["counts"].decode()}
-    uncompressed = {"size": [30, 40], "counts": [2 * 30 + 2, 6] + [24, 6] * 5 + [1000]}
+    uncompressed = {"size": [30, 40], "counts": [3 * 30 + 2, 6] + [24, 6] * 5 + [952]}  # column-major
     root = _write(tmp_path, [_ann(1), _ann(2, bbox=(3, 2, 6, 6), segm=rle), _ann(3, bbox=(2, 2, 6, 6), segm=uncompressed)])
-    segms = COCOInstances(root, "train")[0][1].segms
-    assert [s[0] for s in segms] == ["polygons", "rle", "rle"]
+    instances = COCOInstances(root, "train")[0][1]
+    assert [s[0] for s in instances.segms] == ["polygons", "rle", "rle"]
+    masks = instances.masks(30, 40)
+    assert masks.shape == (3, 30, 40) and masks.dtype == np.uint8
+    np.testing.assert_array_equal(masks[1], m)
+    np.testing.assert_array_equal(masks[2], m)
+    assert masks[0][5:15, 5:15].all() and masks[0].sum() == 100  # the 10x10 square polygon
+
+
+def test_no_instances_give_an_empty_mask_stack():
+    from gluon_maskrcnn.data.coco import Instances
+
+    assert Instances(np.zeros((0, 4)), [], []).masks(7, 9).shape == (0, 7, 9)
 
 
 def test_bad_annotations_are_counted_and_reported_once(tmp_path, caplog):
@@ -64,7 +75,8 @@ def test_bad_annotations_are_counted_and_reported_once(tmp_path, caplog):
             _ann(4, bbox=(30, 20, 20, 20)),  # partly outside: clipped
             _ann(5, segm=[[1, 2, 3, 4]]),  # polygon of 2 points only
             _ann(6, segm={"size": [30, 40], "counts": [1200]}),  # zero-area RLE
-            _ann(7, crowd=1)]
+            _ann(7, crowd=1),
+            _ann(8, segm={"size": [30, 40], "counts": [100, 20, 50]})]  # counts cover 170 of 1200
     root = _write(tmp_path, anns)
     with caplog.at_level(logging.WARNING):
         ds = COCOInstances(root, "train")
@@ -72,7 +84,8 @@ def test_bad_annotations_are_counted_and_reported_once(tmp_path, caplog):
     np.testing.assert_array_equal(ds[0][1].boxes[1], [30, 20, 40, 30])
     assert ds.skipped == {"degenerate or out-of-image box": 2, "box clipped to the image": 2,
                           "polygon with fewer than 3 points": 1, "annotation without a usable mask": 1,
-                          "zero-area mask": 1, "crowd region (kept out of training targets)": 1}
+                          "zero-area mask": 1, "crowd region (kept out of training targets)": 1,
+                          "RLE whose counts do not cover its size": 1}
     warnings = [r for r in caplog.records if "instances_train.json" in r.getMessage()]
     assert len(warnings) == 1 and "zero-area mask: 1" in warnings[0].getMessage()
 

@@ -45,6 +45,16 @@ def test_cached_file_is_used(tmp_path, params_bytes, fake_table):
     assert net.classes[0] == "person"
 
 
+def test_cached_params_never_downloads(tmp_path, monkeypatch, params_bytes, fake_table):
+    monkeypatch.setattr(store, "_download", lambda *a: pytest.fail("cached_params downloaded"))
+    path = tmp_path / ("%s-%s.params" % (NAME, fake_table[:8]))
+    assert store.cached_params(NAME, root=str(tmp_path)) is None
+    path.write_bytes(b"corrupt")
+    assert store.cached_params(NAME, root=str(tmp_path)) is None
+    path.write_bytes(params_bytes)
+    assert store.cached_params(NAME, root=str(tmp_path)) == str(path)
+
+
 def test_offline_fails_fast_naming_file_and_folder(tmp_path, monkeypatch, fake_table):
     monkeypatch.setenv("MXNET_GLUON_REPO", "http://127.0.0.1:%d/" % _closed_port())
     start = time.time()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon, nd
 
+import gluon_maskrcnn as gm
 from helpers import TINY_CLASSES, tiny_batch, tiny_model
 from gluon_maskrcnn.engine.step import forward_losses
 from gluon_maskrcnn.modeling.losses import LOSS_NAMES, MaskRCNNLoss
@@ -121,6 +122,23 @@ def test_export_and_symbolblock_roundtrip(fpn, tmp_path):
     imported = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
     for got, want in zip(imported(x), expected):
         np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_export_model_loads_back_and_predicts_at_any_size(tmp_path):
+    from gluon_maskrcnn.export import export_model, load_exported
+
+    net, _ = tiny_model(True, short=64, max_size=96)
+    files = export_model(net, str(tmp_path / "deploy" / "m"), size=(64, 96))
+    assert all(os.path.exists(f) for f in files)
+    deployed = load_exported(str(tmp_path / "deploy" / "m"))
+    assert deployed.classes == net.classes and (deployed.short, deployed.max_size) == (net.short, net.max_size)
+    x = _image(5, (80, 112))  # not the traced size
+    for got, want in zip(deployed(x), net(x)):
+        np.testing.assert_allclose(got.asnumpy(), want.asnumpy(), rtol=1e-5, atol=1e-5)
+    image = (np.random.RandomState(0).rand(70, 90, 3) * 255).astype(np.uint8)
+    ours, theirs = gm.predict(net, [image], score_thresh=0.0)[0], gm.predict(deployed, [image], score_thresh=0.0)[0]
+    np.testing.assert_allclose(ours["boxes"], theirs["boxes"], atol=1e-3)
+    np.testing.assert_array_equal(ours["labels"], theirs["labels"])
 
 
 def test_reset_class_keeps_carried_weights():

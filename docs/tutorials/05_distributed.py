@@ -1,0 +1,90 @@
+"""
+5. Distributed training
+=======================
+
+Train one model on several machines, on an engine MXNet users already run: MXNet's
+parameter server (``dist_sync`` kvstore, ps-lite) or Horovod.
+
+In both, every worker reads its own shard of the data, gradients are summed over all workers
+at each step, the workers' parameters stay identical, and only rank 0 logs, checkpoints and
+evaluates. The learning rate follows the total batch (all devices of all workers).
+
+**Parameter server**, on several machines, with MXNet's ``tools/launch.py`` or any launcher
+that sets the ``DMLC_*`` variables (here ``DMLC_PS_ROOT_URI`` is the scheduler's address)::
+
+    python scripts/train_mask_rcnn.py --kv-store dist_sync --dataset coco \\
+        --dataset-root ~/.mxnet/datasets/coco --network resnet50_v1b --use-fpn --gpus 0,1,2,3
+
+MXNet's own ``tools/launch.py`` does not run on Python 3.11 (it calls ``Thread.isAlive``), so
+the project ships ``scripts/launch.py`` for one machine, which starts a scheduler, servers and
+workers over loopback::
+
+    python scripts/launch.py -n 2 -s 1 -- python scripts/train_mask_rcnn.py \\
+        --kv-store dist_sync --dataset synthetic --gpus ''
+
+**Horovod**, built with ``HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1``::
+
+    horovodrun -np 8 -H host1:4,host2:4 python scripts/train_mask_rcnn.py --horovod \\
+        --dataset coco --network resnet50_v1b --use-fpn --gpus 0,1,2,3
+
+This page runs the parameter-server launch for real, on this machine: one server and two
+workers on loopback, one short epoch each, and checks that both workers end with the same
+parameters.
+"""
+import os
+import sys
+
+import mxnet as mx
+import numpy as np
+
+from gluon_maskrcnn.engine import training_args
+from gluon_maskrcnn.engine.launcher import launch_local
+
+# %%
+# A worker
+# --------
+# Each worker runs the ordinary training entry point; the ``dist_sync`` kvstore makes it one of
+# several. This one also saves its final parameters under its own name, to compare them below.
+# (BatchNorm is frozen here: trainable BatchNorm keeps running statistics per worker, as
+# PyTorch's DDP does without SyncBatchNorm, and rank 0's are the ones saved.)
+training_args(dataset="synthetic", gpus="", tiny=True)  # writes the dataset once, up front
+out = os.path.abspath(os.path.join("runs", "distributed"))
+os.makedirs(out, exist_ok=True)
+worker = os.path.join(out, "worker.py")
+with open(worker, "w") as f:
+    f.write('''
+import os
+from gluon_maskrcnn.engine import fit, training_args
+
+rank_file = os.path.join(%r, "worker%%s.params" %% os.environ["GLUON_MASKRCNN_WORKER_INDEX"])
+args = training_args(dataset="synthetic", gpus="", tiny=True, epochs=1, val_interval=0,
+                     kv_store="dist_sync", norm="frozen", quiet=True, log_interval=8,
+                     save_prefix=os.path.join(%r, "mask_rcnn"))
+state = fit(args)
+state["net"].save_parameters(rank_file)
+print("rank %%d of 2 finished %%d iterations" %% (state["rank"], state["iteration"]))
+''' % (out, out))
+
+# %%
+# Launch
+# ------
+# :func:`~gluon_maskrcnn.engine.launcher.launch_local` is what ``scripts/launch.py`` calls: a
+# scheduler, one server and two workers, each a process with the ``DMLC_*`` environment, all
+# on 127.0.0.1. Their output is prefixed with their role.
+log = os.path.join(out, "launch.log")
+with open(log, "w") as sink:
+    code = launch_local([sys.executable, worker], num_workers=2, num_servers=1,
+                        env={"OMP_NUM_THREADS": "1"}, timeout=600, sink=sink)
+with open(log) as f:
+    print("".join(line for line in f if line.startswith("[worker")))
+assert code == 0, "the launch failed, see %s" % log
+
+# %%
+# The two workers agree
+# ---------------------
+first = mx.nd.load(os.path.join(out, "worker0.params"))
+second = mx.nd.load(os.path.join(out, "worker1.params"))
+largest = max(float(np.abs(first[k].asnumpy() - second[k].asnumpy()).max()) for k in first)
+print("%d parameter arrays; largest difference between the workers: %g" % (len(first), largest))
+print("checkpoints written by rank 0 only:", sorted(n for n in os.listdir(out) if n.endswith(".params")
+                                                      and n.startswith("mask_rcnn")))

@@ -1,0 +1,87 @@
+"""
+6. Export and deploy
+====================
+
+Turn a trained model into MXNet's standard deployment files, load them back without the
+model's Python classes, and check that the outputs are the same.
+
+From the command line::
+
+    python scripts/export_mask_rcnn.py --model runs/mask_rcnn-best --out exported/mask_rcnn
+
+writes ``exported/mask_rcnn-symbol.json`` (the graph), ``exported/mask_rcnn-0000.params``
+(the weights) and ``exported/mask_rcnn-meta.json`` (class names and resize settings). The
+first two load with ``SymbolBlock.imports`` in Python, or with MXNet's C++ and other
+front ends. A zoo name works as ``--model`` too: ``--model mask_rcnn_fpn_resnet50_v1b_coco``
+exports GluonCV's COCO weights.
+"""
+import os
+import warnings
+
+import matplotlib.pyplot as plt
+import mxnet as mx
+import numpy as np
+
+import gluon_maskrcnn as gm
+from gluon_maskrcnn.data.coco import COCOInstances, read_image
+from gluon_maskrcnn.data.transforms import ValTransform
+from gluon_maskrcnn.engine import fit, load_model, training_args
+from gluon_maskrcnn.export import export_model, load_exported
+from gluon_maskrcnn.viz import draw_instances
+
+# %%
+# A trained model
+# ---------------
+# The checkpoint of the training tutorial (trained here if that tutorial did not run).
+checkpoint = os.path.join("runs", "tiny", "mask_rcnn-best")
+if not os.path.exists(checkpoint + ".json"):
+    fit(training_args(dataset="synthetic", gpus="", tiny=True, quiet=True))
+net = load_model(checkpoint)
+
+# %%
+# Export
+# ------
+# :func:`~gluon_maskrcnn.export.export_model` hybridizes the network, traces it once and
+# writes the files. The graph is not tied to the traced size.
+prefix = os.path.join("runs", "exported", "mask_rcnn")
+for path in export_model(net, prefix, size=(net.short, net.short)):
+    print("%-40s %8.1f kB" % (path, os.path.getsize(path) / 1024))
+
+# %%
+# Load with plain MXNet
+# ---------------------
+# Only MXNet is needed to run the graph: one input named ``data``, four outputs.
+with warnings.catch_warnings():  # MXNet cannot infer the input's dtype from the file: float32
+    warnings.simplefilter("ignore", UserWarning)
+    deployed = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"],
+                                            prefix + "-0000.params")
+image = read_image(COCOInstances(os.path.join("data", "synthetic_tiny"), "val",
+                                 skip_empty=False).image_path(0))
+x, (height, width, scale) = ValTransform(net.short, net.max_size)(image)
+x = mx.nd.array(x[None])  # (3, H, W) -> (1, 3, H, W)
+original = [o.asnumpy() for o in net(x)]
+exported = [o.asnumpy() for o in deployed(x)]
+for name, a, b in zip(net.INFER_OUTPUTS, original, exported):
+    print("%-7s %-18s largest difference %g" % (name, a.shape, np.abs(a - b).max()))
+
+# %%
+# Back to boxes and masks in the original image
+# ---------------------------------------------
+# The network sees the resized image; boxes are divided by the resize scale and each mask is
+# pasted into its box at the original size by
+# :func:`~gluon_maskrcnn.inference.detections_to_original` (one OpenCV resize per detection).
+# :func:`~gluon_maskrcnn.export.load_exported` also reads the meta file, so the deployed model
+# goes straight into :func:`gluon_maskrcnn.predict`.
+model = load_exported(prefix)
+print("classes:", model.classes, "short side:", model.short)
+result = gm.predict(model, [image], score_thresh=0.5)[0]
+reference = gm.predict(net, [image], score_thresh=0.5)[0]
+print("detections: exported %d, original %d; same labels: %s"
+      % (len(result["labels"]), len(reference["labels"]),
+         np.array_equal(result["labels"], reference["labels"])))
+
+fig, ax = plt.subplots(figsize=(5, 4))
+ax.imshow(draw_instances(image, result["boxes"], result["labels"], result["scores"],
+                         result["masks"], model.classes))
+ax.set_title("predicted by the exported files")
+ax.axis("off")

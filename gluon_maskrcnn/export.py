@@ -1,0 +1,63 @@
+"""Export a trained model for deployment, and load it back without this package's classes.
+
+``export_model(net, "out/mask_rcnn")`` writes ``out/mask_rcnn-symbol.json`` and
+``out/mask_rcnn-0000.params`` (MXNet's standard pair, loadable by ``SymbolBlock.imports`` in
+any MXNet front end), plus ``out/mask_rcnn-meta.json`` with what inference needs besides the
+graph: class names and the resize settings. :func:`load_exported` reads all three and returns
+a block that :func:`gluon_maskrcnn.predict` accepts.
+"""
+import json
+import os
+
+import mxnet as mx
+
+__all__ = ["export_model", "load_exported", "ExportedModel"]
+
+
+def export_model(net, prefix, size=(800, 1333)):
+    """Hybridize ``net``, trace it on a (1, 3, *size) input and write the three files.
+
+    Returns the file names. The graph is not tied to ``size``: it runs on any input size.
+    """
+    folder = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(folder, exist_ok=True)
+    net.hybridize(static_alloc=True)
+    net(mx.nd.zeros((1, 3) + tuple(size), ctx=net.collect_params().list_ctx()[0]))
+    net.export(prefix)
+    meta = dict(classes=list(net.classes), short=net.short, max_size=net.max_size,
+                outputs=list(net.INFER_OUTPUTS))
+    tmp = prefix + "-meta.json.tmp"
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(tmp, prefix + "-meta.json")
+    return [prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"]
+
+
+class ExportedModel(mx.gluon.HybridBlock):
+    """An exported graph with its class names and resize settings.
+
+    ``model(x)`` with ``x`` (B, 3, H, W) returns ``(ids, scores, bboxes, masks)`` as the
+    original network does; ``classes``, ``short`` and ``max_size`` are read from the meta file.
+    """
+
+    def __init__(self, block, classes, short, max_size):
+        super().__init__(prefix="exported_")
+        self.graph = block
+        self.classes, self.short, self.max_size = list(classes), short, max_size
+
+    def hybrid_forward(self, F, x):
+        return self.graph(x)
+
+
+def load_exported(prefix, ctx=None):
+    """Load what :func:`export_model` wrote as an :class:`ExportedModel`."""
+    import warnings
+
+    ctx = ctx or mx.cpu()
+    with open(prefix + "-meta.json") as f:
+        meta = json.load(f)
+    with warnings.catch_warnings():  # MXNet warns about the graph's constant anchors
+        warnings.simplefilter("ignore")
+        block = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"],
+                                             prefix + "-0000.params", ctx=ctx)
+    return ExportedModel(block, meta["classes"], meta["short"], meta["max_size"])
