@@ -33,6 +33,7 @@ setup(
         "cpu": ["mxnet==1.9.1"],
         "cu112": ["mxnet-cu112==1.9.1"],
         "test": ["pytest", "pytest-timeout"],
+        "docs": ["sphinx==9.0.4", "sphinx-gallery==0.22.1", "furo==2025.12.19"],
     },
     entry_points={
         "console_scripts": [

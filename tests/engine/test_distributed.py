@@ -1,5 +1,8 @@
-"""dist_sync on loopback (1 server, 2 workers) through the project's launcher."""
+"""Several workers on loopback: dist_sync (1 server, 2 workers) through the project's launcher,
+and Horovod with Gloo (2 processes) where Horovod is installed."""
 import os
+import shutil
+import subprocess
 import sys
 
 import mxnet as mx
@@ -11,20 +14,45 @@ from gluon_maskrcnn.engine.launcher import launch_local
 HERE = os.path.dirname(__file__)
 
 
+def _worker(root, prefix, engine):
+    return [sys.executable, os.path.join(HERE, "dist_worker.py"), root, prefix, engine]
+
+
+def _assert_identical_and_rank0_writes(tmp_path, prefix, output):
+    assert "rank 0" in output and "rank 1" in output, output[-3000:]
+    a = mx.nd.load(prefix + "-final-w0.params")
+    b = mx.nd.load(prefix + "-final-w1.params")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key].asnumpy(), b[key].asnumpy(), err_msg=key)
+    # only rank 0 writes checkpoints and logs
+    assert os.path.exists(prefix + "-w0-last.params"), "rank 0 wrote no checkpoint"
+    written = sorted(os.listdir(tmp_path))
+    assert not [name for name in written if name.startswith(os.path.basename(prefix) + "-w1-")], written
+
+
 def test_dist_sync_two_workers_end_identical(tiny_root, tmp_path):
     prefix = str(tmp_path / "dist")
     log = tmp_path / "launch.log"
     with open(log, "w") as sink:
-        code = launch_local([sys.executable, os.path.join(HERE, "dist_worker.py"), tiny_root, prefix],
-                            num_workers=2, num_servers=1, env={"OMP_NUM_THREADS": "1"}, timeout=240, sink=sink)
+        code = launch_local(_worker(tiny_root, prefix, "dist_sync"), num_workers=2, num_servers=1,
+                            env={"OMP_NUM_THREADS": "1"}, timeout=240, sink=sink)
     output = log.read_text()
     assert code == 0, output[-3000:]
-    assert "rank 0" in output and "rank 1" in output
-    a = mx.nd.load(prefix + "-final-w0.params")
-    b = mx.nd.load(prefix + "-final-w1.params")
-    for key in a:
-        np.testing.assert_array_equal(a[key].asnumpy(), b[key].asnumpy(), err_msg=key)
-    # only rank 0 writes checkpoints and logs
-    written = sorted(os.listdir(tmp_path))
-    ranks_with_checkpoints = {name.split("-w")[1][0] for name in written if name.endswith("-last.params")}
-    assert ranks_with_checkpoints == {"0"} or ranks_with_checkpoints == {"1"}
+    _assert_identical_and_rank0_writes(tmp_path, prefix, output)
+
+
+@pytest.mark.skipif(shutil.which("horovodrun") is None and
+                    not os.path.exists(os.path.join(os.path.dirname(sys.executable), "horovodrun")),
+                    reason="Horovod is not installed")
+def test_horovod_two_workers_end_identical(tiny_root, tmp_path):
+    pytest.importorskip("horovod.mxnet")
+    prefix = str(tmp_path / "hvd")
+    horovodrun = shutil.which("horovodrun") or os.path.join(os.path.dirname(sys.executable), "horovodrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HOROVOD_GLOO_IFACE="lo")
+    result = subprocess.run([horovodrun, "--gloo", "-np", "2", "-H", "127.0.0.1:2", "--network-interface", "lo"]
+                            + _worker(tiny_root, prefix, "horovod"),
+                            env=env, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    _assert_identical_and_rank0_writes(tmp_path, prefix, output)
