@@ -61,6 +61,10 @@ def plot_curves(records, path):
     for name in ("rpn_cls", "rpn_box", "rcnn_cls", "rcnn_box", "mask", "total"):
         if intervals and name in intervals[0]:
             left.plot([r["iteration"] for r in intervals], [r[name] for r in intervals], label=name)
+    with_loss = [r for r in evals if "val_total" in r and "iteration" in r]
+    if with_loss:
+        left.plot([r["iteration"] for r in with_loss], [r["val_total"] for r in with_loss], "k--o",
+                  label="val total")
     left.set_xlabel("iteration"), left.set_ylabel("loss"), left.set_yscale("log"), left.legend(fontsize=8)
     left.set_title("training losses")
     for name in ("bbox_AP", "segm_AP"):

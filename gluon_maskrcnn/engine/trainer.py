@@ -10,7 +10,7 @@ import time
 
 import mxnet as mx
 import numpy as np
-from mxnet import autograd, gluon
+from mxnet import autograd, nd
 
 from ..data.coco import COCOInstances
 from ..data.loader import train_loader
@@ -25,6 +25,7 @@ from .loading import load_model
 from .metrics import MetricsLog, RunningMean, plot_curves
 from .schedule import default_lr, learning_rate
 from .step import forward_losses
+from .validation import validation_losses
 
 __all__ = ["fit", "NonFiniteLossError", "build_network", "contexts"]
 
@@ -89,7 +90,7 @@ class _Run:
         self.train_set = COCOInstances(args.dataset_root, args.train_split, skip_empty=True)
         self.val_set = (COCOInstances(args.dataset_root, args.val_split, skip_empty=False)
                         if args.val_interval > 0 and self.dist.is_root else None)
-        per_device = max(1, args.batch_size // len(self.ctx))
+        per_device = self.per_device = max(1, args.batch_size // len(self.ctx))
         _reseed(args.seed, -1, 0)  # the same initial weights on every run (rank 0's are broadcast)
         self.net, self.cfg = build_network(args, self.train_set.classes, per_device, self.ctx)
         self.loss = MaskRCNNLoss()
@@ -153,10 +154,18 @@ def _train_step(run, batch):
 
 
 def _clip_global_norm(net, ctx, max_norm):
-    """Rescale each device's gradients so that their global L2 norm is at most ``max_norm``."""
+    """Rescale each device's gradients so that their global L2 norm is at most ``max_norm``.
+
+    Unlike ``gluon.utils.clip_global_norm``, gradients under the limit are left untouched
+    instead of being multiplied by 1 (a pass over every gradient, ~4% of a small model's step).
+    """
     params = [p for p in net.collect_params().values() if p.grad_req != "null"]
     for device in ctx:
-        gluon.utils.clip_global_norm([p.grad(device) for p in params], max_norm, check_isfinite=False)
+        grads = [p.grad(device) for p in params]
+        total = math.sqrt(nd.add_n(*[nd.square(g.norm()) for g in grads]).asscalar())
+        if total > max_norm:
+            for grad in grads:
+                grad *= max_norm / total
 
 
 def _evaluate(run, epoch):
@@ -166,8 +175,14 @@ def _evaluate(run, epoch):
     metrics = evaluate(run.net, run.val_set, ctx=run.ctx[:1],
                        results_file="%s_val_results.json" % args.save_prefix)
     logger.info("epoch %d validation\n%s", epoch, format_metrics(metrics))
-    run.log.write("eval", epoch=epoch, bbox_AP=metrics["bbox"]["AP"], segm_AP=metrics["segm"]["AP"],
-                  metrics=metrics)
+    losses = {}
+    if getattr(args, "val_loss", False):
+        values = validation_losses(run.net, run.loss, run.val_set, run.cfg, run.ctx[0],
+                                   run.per_device, seed=args.seed)
+        losses = {"val_" + name: value for name, value in values.items()}
+        logger.info("epoch %d validation loss %.4f", epoch, values["total"])
+    run.log.write("eval", epoch=epoch, iteration=run.state["iteration"], bbox_AP=metrics["bbox"]["AP"],
+                  segm_AP=metrics["segm"]["AP"], metrics=metrics, **losses)
     plot_curves(run.log.read(), args.save_prefix + "_curves.png")
     save_gallery(run.net, run.val_set, args.save_prefix + "_predictions.png", ctx=run.ctx[0])
     if metrics["segm"]["AP"] > run.state["best_segm_ap"]:

@@ -25,6 +25,24 @@ def test_learning_rate_schedule():
     assert learning_rate(50, 0.3, 100, mode="cosine") == pytest.approx(0.15)
 
 
+def test_gradient_clipping_scales_to_the_global_norm_only_when_above_it():
+    from mxnet import gluon
+
+    from gluon_maskrcnn.engine.trainer import _clip_global_norm
+
+    net = gluon.nn.Dense(2, in_units=2, use_bias=True)
+    net.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
+    net.weight.grad(mx.cpu(0))[:] = mx.nd.array([[3, 0], [0, 0]])
+    net.bias.grad(mx.cpu(0))[:] = mx.nd.array([0, 4])  # global norm 5 on cpu(0)
+    net.weight.grad(mx.cpu(1))[:] = mx.nd.array([[0.3, 0], [0, 0]])
+    net.bias.grad(mx.cpu(1))[:] = mx.nd.array([0, 0.4])  # 0.5 on cpu(1): left alone
+    _clip_global_norm(net, [mx.cpu(0), mx.cpu(1)], max_norm=1.0)
+    np.testing.assert_allclose(net.weight.grad(mx.cpu(0)).asnumpy(), [[0.6, 0], [0, 0]], rtol=1e-6)
+    np.testing.assert_allclose(net.bias.grad(mx.cpu(0)).asnumpy(), [0, 0.8], rtol=1e-6)
+    np.testing.assert_array_equal(net.weight.grad(mx.cpu(1)).asnumpy(), np.float32([[0.3, 0], [0, 0]]))
+    np.testing.assert_array_equal(net.bias.grad(mx.cpu(1)).asnumpy(), np.float32([0, 0.4]))
+
+
 def test_exact_resume(tiny_root, tmp_path):
     full = str(tmp_path / "full" / "run")
     fit(make_args(tiny_root, full, "--epochs", "2", "--batch-size", "2", "--lr", "0.005"))
@@ -92,3 +110,27 @@ def test_nonfinite_loss_stops_with_a_checkpoint(tiny_root, tmp_path):
 def test_incomplete_checkpoint_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="incomplete or missing"):
         load_checkpoint(str(tmp_path / "nothing"), None)
+
+
+def test_validation_loss_is_logged_and_changes_nothing(tiny_root, tmp_path):
+    from gluon_maskrcnn.data.coco import COCOInstances
+    from gluon_maskrcnn.engine.validation import validation_losses
+    from gluon_maskrcnn.model_zoo import PRESETS
+    from gluon_maskrcnn.modeling.losses import LOSS_NAMES, MaskRCNNLoss
+
+    prefix = str(tmp_path / "val" / "run")
+    state = fit(make_args(tiny_root, prefix, "--epochs", "1", "--lr", "0.01", "--norm", "bn",
+                          "--val-interval", "1", "--val-loss"))
+    record = [r for r in map(json.loads, open(prefix + "_metrics.jsonl")) if r["kind"] == "eval"][-1]
+    assert all(np.isfinite(record["val_" + name]) for name in LOSS_NAMES + ("total",))
+    assert record["val_total"] == pytest.approx(sum(record["val_" + name] for name in LOSS_NAMES))
+
+    net = state["net"]
+    before = {k: p.data().asnumpy() for k, p in net.collect_params().items()}
+    assert any(k.endswith("running_mean") for k in before)  # trainable BN: stats that could move
+    cfg = dict(PRESETS["mask_rcnn_fpn_resnet18_v1b_coco"], short=96, max_size=128)
+    again = validation_losses(net, MaskRCNNLoss(), COCOInstances(tiny_root, "val", skip_empty=False), cfg,
+                              mx.cpu(), seed=233)  # the run's seed: the same samples
+    assert again["total"] == pytest.approx(record["val_total"], rel=1e-4)
+    for key, value in before.items():
+        np.testing.assert_array_equal(net.collect_params()[key].data().asnumpy(), value, err_msg=key)
