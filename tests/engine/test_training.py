@@ -134,3 +134,33 @@ def test_validation_loss_is_logged_and_changes_nothing(tiny_root, tmp_path):
     assert again["total"] == pytest.approx(record["val_total"], rel=1e-4)
     for key, value in before.items():
         np.testing.assert_array_equal(net.collect_params()[key].data().asnumpy(), value, err_msg=key)
+
+
+OVERFIT_FLAGS = ("--epochs", "50", "--lr", "0.01", "--lr-decay-epoch", "40", "--val-split", "train",
+                 "--val-interval", "50", "--log-interval", "2")
+
+
+def test_tiny_overfit_drives_the_loss_down_and_reaches_high_ap(tmp_path):
+    """Train on two synthetic images and evaluate on the same two: the network must fit them."""
+    from gluon_maskrcnn.data.synthetic import write_synthetic_coco
+
+    root = str(tmp_path / "two")
+    write_synthetic_coco(root, num_train=2, num_val=1, height=96, width=128, seed=11, max_objects=2)
+    prefix = str(tmp_path / "overfit" / "run")
+    state = fit(make_args(root, prefix, *OVERFIT_FLAGS))
+    log = [json.loads(line) for line in open(prefix + "_metrics.jsonl")]
+    losses = [r["total"] for r in log if r["kind"] == "interval"]
+    assert np.mean(losses[-4:]) < 0.3 * np.mean(losses[:4]), losses
+    metrics = state["last_metrics"]
+    for kind in ("bbox", "segm"):
+        assert metrics[kind]["AP50"] >= 0.9 and metrics[kind]["AP"] >= 0.3, metrics
+
+
+def test_hybridized_training_evaluates_between_epochs(tiny_root, tmp_path):
+    """The graph traced for training is re-traced for inference at evaluation, and back."""
+    prefix = str(tmp_path / "hybrid" / "run")
+    state = fit(make_args(tiny_root, prefix, "--epochs", "2", "--lr", "0.01", "--hybridize", "--static-alloc",
+                          "--val-interval", "1"))
+    evals = [r for r in map(json.loads, open(prefix + "_metrics.jsonl")) if r["kind"] == "eval"]
+    assert [r["epoch"] for r in evals] == [1, 2] and state["iteration"] == 8
+    assert os.path.exists(prefix + "_predictions.png")
