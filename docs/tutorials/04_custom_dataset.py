@@ -118,7 +118,7 @@ net = state["net"]
 val = COCOInstances(root, "val", skip_empty=False)
 paths = [val.image_path(i) for i in range(3)]
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-for ax, path, result in zip(axes, paths, gm.predict(net, paths)):
+for ax, path, result in zip(axes, paths, gm.predict(net, paths, score_thresh=0.3)):
     ax.imshow(draw_instances(read_image(path), result["boxes"], result["labels"],
                              result["scores"], result["masks"], net.classes))
     ax.axis("off")

@@ -9,21 +9,22 @@ __all__ = ["build_parser", "prepare_dataset", "training_args", "SYNTHETIC_DEFAUL
 # Flags left unset take these values. The synthetic set trains a small FPN R18 from scratch on
 # CPU (offline: no ImageNet weights) in minutes; the COCO set is GluonCV's schedule.
 COCO_DEFAULTS = dict(network="resnet50_v1b", use_fpn=False, epochs=26, lr_decay_epoch="17,23", norm="frozen",
+                     lr_mode="step",
                      lr_warmup=1000, val_interval=1, no_pretrained_base=False, train_all=False)
-SYNTHETIC_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, epochs=14, lr=0.01, lr_decay_epoch="11,13",
-                          lr_warmup=100, val_interval=7, no_pretrained_base=True, train_all=True,
-                          short=256, max_size=320, rpn_channels=256, num_sample=128,
-                          rpn_train_pre_nms=2000, rpn_train_post_nms=512, rpn_test_pre_nms=1000,
+SYNTHETIC_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, epochs=2, lr=0.01, lr_mode="cosine",
+                          lr_warmup=100, val_interval=2, no_pretrained_base=True, train_all=True,
+                          short=192, max_size=240, rpn_channels=256, num_sample=64,
+                          rpn_train_pre_nms=1000, rpn_train_post_nms=256, rpn_test_pre_nms=1000,
                           rpn_test_post_nms=200, max_dets=50, num_workers=2, clip_gradient=5.0,
                           dataset_root="data/synthetic", save_prefix="runs/synthetic/mask_rcnn",
-                          norm="bn", synthetic_train=64, synthetic_val=16)
-# --tiny: the same recipe shrunk to about a minute on a 2-core CPU, for smoke tests and the
+                          norm="bn", synthetic_train=600, synthetic_val=50)
+# --tiny: the same recipe shrunk to about three minutes on a 2-core CPU, for smoke tests and the
 # tutorials. It learns the shapes roughly; it is no substitute for the full synthetic run.
 TINY_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, no_pretrained_base=True, train_all=True,
                      norm="bn", short=128, max_size=160, rpn_channels=64, num_sample=64,
                      rpn_train_pre_nms=500, rpn_train_post_nms=128, rpn_test_pre_nms=300,
-                     rpn_test_post_nms=64, max_dets=20, epochs=4, lr=0.02, lr_decay_epoch="3",
-                     lr_warmup=20, val_interval=4, clip_gradient=5.0, synthetic_train=48,
+                     rpn_test_post_nms=64, max_dets=20, epochs=6, lr=0.01, lr_decay_epoch="5",
+                     lr_mode="step", lr_warmup=20, val_interval=6, clip_gradient=5.0, synthetic_train=48,
                      synthetic_val=8, dataset_root="data/synthetic_tiny",
                      save_prefix="runs/tiny/mask_rcnn")
 
@@ -42,7 +43,7 @@ def build_parser():
     a("--epochs", type=int, default=None)
     a("--batch-size", type=int, default=None, help="images per iteration on this worker (default: 1 per device)")
     a("--lr", type=float, default=None, help="default: 0.01 x total batch / 8, as GluonCV")
-    a("--lr-mode", default="step", choices=["step", "cosine"])
+    a("--lr-mode", default=None, choices=["step", "cosine"], help="default: step (cosine for synthetic)")
     a("--lr-decay", type=float, default=0.1)
     a("--lr-decay-epoch", default=None)
     a("--lr-warmup", type=int, default=None, help="warm-up iterations")
@@ -72,9 +73,9 @@ def build_parser():
     for flag in ("short", "max-size", "rpn-channels", "num-sample", "rpn-train-pre-nms",
                  "rpn-train-post-nms", "rpn-test-pre-nms", "rpn-test-post-nms", "max-dets"):
         small.add_argument("--" + flag, type=int, default=None)
-    a("--synthetic-train", type=int, default=None, help="synthetic dataset: training images (64)")
-    a("--synthetic-val", type=int, default=None, help="synthetic dataset: validation images (16)")
-    a("--tiny", action="store_true", help="a small model and schedule that runs in about a minute "
+    a("--synthetic-train", type=int, default=None, help="synthetic dataset: training images (600)")
+    a("--synthetic-val", type=int, default=None, help="synthetic dataset: validation images (50)")
+    a("--tiny", action="store_true", help="a small model and schedule that runs in a few minutes "
       "on CPU (smoke tests, tutorials); flags given explicitly still win")
     return p
 

@@ -136,8 +136,8 @@ def test_validation_loss_is_logged_and_changes_nothing(tiny_root, tmp_path):
         np.testing.assert_array_equal(net.collect_params()[key].data().asnumpy(), value, err_msg=key)
 
 
-OVERFIT_FLAGS = ("--epochs", "50", "--lr", "0.01", "--lr-decay-epoch", "40", "--val-split", "train",
-                 "--val-interval", "50", "--log-interval", "2")
+OVERFIT_FLAGS = ("--epochs", "50", "--lr", "0.01", "--lr-mode", "step", "--lr-decay-epoch", "40",
+                 "--val-split", "train", "--val-interval", "50", "--log-interval", "2")
 
 
 def test_tiny_overfit_drives_the_loss_down_and_reaches_high_ap(tmp_path):
