@@ -48,4 +48,3 @@ templates_path = ["_templates"]
 exclude_patterns = ["_build", "tutorials/*", "auto_tutorials/*.ipynb", "auto_tutorials/*.py", "auto_tutorials/*.zip"]
 html_theme = "furo"
 html_title = "gluon_maskrcnn %s" % release
-html_static_path = ["_static"]
