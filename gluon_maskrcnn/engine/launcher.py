@@ -40,7 +40,8 @@ def _pump(stream, prefix, sink):
 def _start(cmd, env, prefix, sink):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    threading.Thread(target=_pump, args=(proc.stdout, prefix, sink), daemon=True).start()
+    proc.pump = threading.Thread(target=_pump, args=(proc.stdout, prefix, sink), daemon=True)
+    proc.pump.start()
     return proc
 
 
@@ -85,4 +86,6 @@ def launch_local(command, num_workers, num_servers=1, host="127.0.0.1", env=None
             except subprocess.TimeoutExpired:
                 pass
         _stop(helpers)
+        for proc in workers + helpers:  # the last lines a process printed reach the sink too
+            proc.pump.join(timeout=5)
     return code

@@ -65,12 +65,15 @@ def plot_curves(records, path):
     if with_loss:
         left.plot([r["iteration"] for r in with_loss], [r["val_total"] for r in with_loss], "k--o",
                   label="val total")
-    left.set_xlabel("iteration"), left.set_ylabel("loss"), left.set_yscale("log"), left.legend(fontsize=8)
+    left.set_xlabel("iteration"), left.set_ylabel("loss"), left.set_yscale("log")
     left.set_title("training losses")
     for name in ("bbox_AP", "segm_AP"):
         if evals:
             right.plot([r["epoch"] for r in evals], [r[name] for r in evals], marker="o", label=name)
-    right.set_xlabel("epoch"), right.set_ylabel("AP"), right.set_ylim(0, 1), right.legend(fontsize=8)
+    right.set_xlabel("epoch"), right.set_ylabel("AP"), right.set_ylim(0, 1)
+    for axes in (left, right):
+        if axes.get_legend_handles_labels()[0]:  # nothing logged yet: no empty legend
+            axes.legend(fontsize=8)
     right.set_title("validation AP")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
