@@ -7,7 +7,7 @@ name first and is renamed into place.
 import json
 import os
 
-__all__ = ["save_checkpoint", "load_checkpoint", "atomic_write"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_args", "atomic_write"]
 
 
 def atomic_write(path, write):
@@ -34,6 +34,15 @@ def save_checkpoint(prefix, net, trainer, state):
 
     atomic_write(prefix + ".json", write_json)
     return prefix
+
+
+def checkpoint_args(prefix):
+    """The arguments the training checkpoint ``prefix`` was written with, or None if ``prefix``
+    (a string, or anything else a flag may hold) names no complete checkpoint."""
+    if not isinstance(prefix, str) or not prefix or not os.path.exists(prefix + ".json"):
+        return None
+    with open(prefix + ".json") as f:
+        return json.load(f)["args"]
 
 
 def load_checkpoint(prefix, net, trainer=None, ctx=None):

@@ -1,7 +1,8 @@
 """Command-line arguments of ``scripts/train_mask_rcnn.py`` (GluonCV's flags plus ours)."""
 import argparse
-import json
 import os
+
+from .checkpoint import checkpoint_args
 
 __all__ = ["build_parser", "prepare_dataset", "training_args", "SYNTHETIC_DEFAULTS", "COCO_DEFAULTS",
            "TINY_DEFAULTS"]
@@ -85,11 +86,7 @@ _SYNTHETIC_ONLY = ("synthetic_train", "synthetic_val", "dataset_root")
 
 def _checkpoint_architecture(pretrained):
     """Network flags of a training checkpoint named by ``--pretrained PREFIX`` (else {})."""
-    path = "%s.json" % pretrained
-    if not pretrained or not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        saved = json.load(f)["args"]
+    saved = checkpoint_args(pretrained) or {}
     keys = ("network", "use_fpn", "norm", "rpn_channels", "short", "max_size")
     return {key: saved[key] for key in keys if saved.get(key) is not None}
 

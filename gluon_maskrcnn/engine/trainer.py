@@ -18,10 +18,10 @@ from ..data.rpn_targets import RPNTargetGenerator
 from ..data.transforms import TrainTransform
 from ..model_zoo import PRESETS, get_model
 from ..modeling.losses import LOSS_NAMES, MaskRCNNLoss
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_args, load_checkpoint, save_checkpoint
 from .distributed import Distributed
 from .evaluation import evaluate, format_metrics
-from .loading import load_model
+from .loading import load_model, model_name
 from .metrics import MetricsLog, RunningMean, plot_curves
 from .schedule import default_lr, learning_rate
 from .step import forward_losses
@@ -43,10 +43,6 @@ def contexts(args):
     return [mx.cpu(i) for i in range(max(1, args.cpu_contexts))]
 
 
-def model_name(args):
-    return "mask_rcnn_%s%s_coco" % ("fpn_" if args.use_fpn else "", args.network)
-
-
 def build_network(args, classes, per_device_batch, ctx):
     """The network for ``args`` with the data's classes; everything trainable gets a gradient."""
     overrides = dict(per_device_batch_size=per_device_batch)
@@ -57,12 +53,13 @@ def build_network(args, classes, per_device_batch, ctx):
             overrides[key] = value
     if args.train_all:
         overrides["train_patterns"] = None
-    if _is_checkpoint(args.pretrained):  # fine-tune one of our runs: its network, new classes
+    name = model_name(args.network, args.use_fpn)
+    if checkpoint_args(args.pretrained) is not None:  # fine-tune one of our runs: new classes
         net = load_model(args.pretrained, ctx=ctx[0], **overrides)
         if list(net.classes) != list(classes):
             net.reset_class(classes)
     else:
-        net = get_model(model_name(args), pretrained=args.pretrained or False,
+        net = get_model(name, pretrained=args.pretrained or False,
                         pretrained_base=not args.no_pretrained_base, classes=classes, ctx=ctx[0],
                         **overrides)
     net.collect_params().reset_ctx(ctx)
@@ -70,12 +67,7 @@ def build_network(args, classes, per_device_batch, ctx):
     for param in net.collect_params().values():
         if param not in trainable:
             param.grad_req = "null"
-    return net, dict(PRESETS[model_name(args)], **overrides)
-
-
-def _is_checkpoint(pretrained):
-    """True when ``--pretrained`` names a training checkpoint prefix (``runs/x-best``)."""
-    return isinstance(pretrained, str) and bool(pretrained) and os.path.exists(pretrained + ".json")
+    return net, dict(PRESETS[name], **overrides)
 
 
 class _Run:
@@ -181,7 +173,7 @@ def _evaluate(run, epoch):
     save_gallery(run.net, run.val_set, args.save_prefix + "_predictions.png", ctx=run.ctx[0])
     run.net._clear_cached_op()
     losses = {}
-    if getattr(args, "val_loss", False):
+    if args.val_loss:
         values = validation_losses(run.net, run.loss, run.val_set, run.cfg, run.ctx[0],
                                    run.per_device, seed=args.seed)
         losses = {"val_" + name: value for name, value in values.items()}
