@@ -1,6 +1,5 @@
 """Data pipeline benchmark against GluonCV: train transform with RPN targets plus batching, on the
 same images, in the same run. Used by ``scripts/benchmark_data.py``."""
-import os
 import tempfile
 import time
 

@@ -11,6 +11,8 @@ import os
 
 import mxnet as mx
 
+from .engine.checkpoint import atomic_write
+
 __all__ = ["export_model", "load_exported", "ExportedModel"]
 
 
@@ -19,17 +21,18 @@ def export_model(net, prefix, size=(800, 1333)):
 
     Returns the file names. The graph is not tied to ``size``: it runs on any input size.
     """
-    folder = os.path.dirname(os.path.abspath(prefix))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     net.hybridize(static_alloc=True)
     net(mx.nd.zeros((1, 3) + tuple(size), ctx=net.collect_params().list_ctx()[0]))
     net.export(prefix)
     meta = dict(classes=list(net.classes), short=net.short, max_size=net.max_size,
                 outputs=list(net.INFER_OUTPUTS))
-    tmp = prefix + "-meta.json.tmp"
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1)
-    os.replace(tmp, prefix + "-meta.json")
+
+    def write_meta(tmp):
+        with open(tmp, "w") as f:
+            json.dump(meta, f, indent=1)
+
+    atomic_write(prefix + "-meta.json", write_meta)
     return [prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"]
 
 

@@ -2,7 +2,6 @@
 import contextlib
 import io
 import json
-import os
 
 import mxnet as mx
 import numpy as np
@@ -10,6 +9,7 @@ import numpy as np
 from ..data.batchify import ValBatchify
 from ..data.transforms import ValTransform
 from ..inference import detections_to_original
+from .checkpoint import atomic_write
 
 __all__ = ["predict_dataset", "coco_evaluate", "evaluate", "format_metrics"]
 
@@ -76,10 +76,11 @@ def evaluate(net, dataset, ctx=None, batch_size=1, num_workers=0, results_file=N
     """Predict and evaluate a split; optionally write the results JSON (atomically)."""
     results = predict_dataset(net, dataset, ctx, batch_size, num_workers)
     if results_file:
-        os.makedirs(os.path.dirname(os.path.abspath(results_file)), exist_ok=True)
-        with open(results_file + ".tmp", "w") as f:
-            json.dump(results, f)
-        os.replace(results_file + ".tmp", results_file)
+        def write(tmp):
+            with open(tmp, "w") as f:
+                json.dump(results, f)
+
+        atomic_write(results_file, write)
     return coco_evaluate(dataset.annotation_file, results, [im["id"] for im in dataset.images])
 
 

@@ -3,7 +3,6 @@ import json
 import os
 import time
 
-import numpy as np
 
 __all__ = ["RunningMean", "MetricsLog", "plot_curves"]
 

@@ -6,7 +6,6 @@
 import logging
 import math
 import os
-import time
 
 import mxnet as mx
 import numpy as np

@@ -9,11 +9,11 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from gluon_maskrcnn.data.batchify import TrainBatchify, ValBatchify
-from gluon_maskrcnn.data.coco import COCOInstances, DataError, Instances
+from gluon_maskrcnn.data.coco import COCOInstances, Instances
 from gluon_maskrcnn.data.rpn_targets import RPNTargetGenerator
 from gluon_maskrcnn.data.samplers import AspectRatioBatchSampler
 from gluon_maskrcnn.data.synthetic import write_synthetic_coco
-from gluon_maskrcnn.data.transforms import TrainTransform, ValTransform, rasterize, resize_scale
+from gluon_maskrcnn.data.transforms import TrainTransform, rasterize, resize_scale
 from gluon_maskrcnn.model_zoo import PRESETS
 from gluon_maskrcnn.viz import draw_instances, save_png
 

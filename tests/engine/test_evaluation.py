@@ -1,7 +1,6 @@
 """Evaluation against pycocotools run directly; mask pasting."""
 import contextlib
 import io
-import json
 import os
 
 import numpy as np

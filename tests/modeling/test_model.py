@@ -1,7 +1,6 @@
 """Whole-model behaviour on tiny synthetic inputs: outputs, losses, hybridization, export."""
 import os
 
-import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd, gluon, nd
