@@ -11,8 +11,9 @@ class MaskRCNN(FasterRCNN):
 
     Inference, ``net(x)`` with ``x`` (B, 3, H, W), returns the namedtuple
     ``(ids, scores, bboxes, masks)``: the parent's three, plus masks (B, N, S, S), the
-    probability of each detection's class over its box on an S x S grid (S = 2 x the pooled
-    size: 28 in the zoo). :func:`gluon_maskrcnn.predict.predict` pastes them at full image size.
+    probability of each detection's class over its box on an S x S grid (S = ``mask_roi_size``:
+    28 for the FPN ResNet-50/101 presets, 14 for the others).
+    :func:`gluon_maskrcnn.predict.predict` pastes them at full image size.
 
     Training adds ``mask_pred`` (B, K, C, S, S) after ``box_pred``, in GluonCV's order.
 

@@ -88,6 +88,7 @@ def test_bad_annotations_are_counted_and_reported_once(tmp_path, caplog):
                           "RLE whose counts do not cover its size": 1}
     warnings = [r for r in caplog.records if "instances_train.json" in r.getMessage()]
     assert len(warnings) == 1 and "zero-area mask: 1" in warnings[0].getMessage()
+    assert "RLE whose counts do not cover its size: 1" in warnings[0].getMessage()
 
 
 def test_skip_empty_for_training_keeps_all_for_evaluation(tmp_path):
