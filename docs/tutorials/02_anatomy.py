@@ -140,8 +140,8 @@ draw_boxes(ax, rois[cls_targets > 0], "lime", 0.8)
 # ------------
 # :class:`~gluon_maskrcnn.modeling.targets.MaskTargetGenerator` ROI-aligns each positive ROI's
 # ground-truth mask to the mask head's output size (28 x 28 in the FPN ResNet-50 and -101
-# presets, 14 x 14 in the others) and puts it in the channel of the ROI's class; the other channels get
-# weight 0, so the mask loss only trains the class the ROI belongs to.
+# presets, 14 x 14 in the others) and puts it in the channel of the ROI's class; the other
+# channels get weight 0, so the mask loss only trains the class the ROI belongs to.
 positives = net.sampler.max_pos
 mask_targets, mask_weights = net.mask_target(
     out.rois.slice_axis(axis=1, begin=0, end=positives), gt_masks,
