@@ -138,7 +138,7 @@ def _train_step(run, batch):
                                  "this step is saved as %s. Lower --lr or set --clip-gradient."
                                  % (values["total"], run.state["epoch"], run.state["iteration"],
                                     ", ".join("%s=%.4g" % kv for kv in values.items()), path))
-    if getattr(run, "clip_norm", None):
+    if run.clip_norm:
         _clip_global_norm(run.net, run.ctx, run.clip_norm)
     run.trainer.step(run.dist.step_scale(len(parts)))
     return values

@@ -12,6 +12,8 @@ import pytest
 from gluon_maskrcnn.engine.launcher import launch_local
 
 HERE = os.path.dirname(__file__)
+_VENV_HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+HOROVODRUN = shutil.which("horovodrun") or (_VENV_HOROVODRUN if os.path.exists(_VENV_HOROVODRUN) else None)
 
 
 def _worker(root, prefix, engine):
@@ -42,15 +44,12 @@ def test_dist_sync_two_workers_end_identical(tiny_root, tmp_path):
     _assert_identical_and_rank0_writes(tmp_path, prefix, output)
 
 
-@pytest.mark.skipif(shutil.which("horovodrun") is None and
-                    not os.path.exists(os.path.join(os.path.dirname(sys.executable), "horovodrun")),
-                    reason="Horovod is not installed")
+@pytest.mark.skipif(HOROVODRUN is None, reason="Horovod is not installed")
 def test_horovod_two_workers_end_identical(tiny_root, tmp_path):
     pytest.importorskip("horovod.mxnet")
     prefix = str(tmp_path / "hvd")
-    horovodrun = shutil.which("horovodrun") or os.path.join(os.path.dirname(sys.executable), "horovodrun")
     env = dict(os.environ, OMP_NUM_THREADS="1", HOROVOD_GLOO_IFACE="lo")
-    result = subprocess.run([horovodrun, "--gloo", "-np", "2", "-H", "127.0.0.1:2", "--network-interface", "lo"]
+    result = subprocess.run([HOROVODRUN, "--gloo", "-np", "2", "-H", "127.0.0.1:2", "--network-interface", "lo"]
                             + _worker(tiny_root, prefix, "horovod"),
                             env=env, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr

@@ -81,7 +81,7 @@ def test_two_cpu_contexts_give_the_same_update_as_one():
         batch = [nd.concat(t, t, dim=0) for t in tiny_batch(cfg, [[(10, 10, 50, 60, 0)]])]
         trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9},
                                 kvstore="device")
-        run = SimpleNamespace(ctx=contexts, net=net, loss=MaskRCNNLoss(), trainer=trainer,
+        run = SimpleNamespace(ctx=contexts, net=net, loss=MaskRCNNLoss(), trainer=trainer, clip_norm=None,
                               dist=Distributed("device"), state=dict(epoch=0, iteration=0))
         _train_step(run, batch)
         updated.append({k: p.data(contexts[-1]).asnumpy() for k, p in net._collect_params_with_prefix().items()})
