@@ -33,7 +33,8 @@ def _ours_step(name, params, short, max_size):
     from .modeling.losses import MaskRCNNLoss
 
     net = get_model(name, pretrained=params, pretrained_base=False, short=short, max_size=max_size)
-    batch = TrainBatchify(RPNTargetGenerator.from_preset(PRESETS[name]), seed=0)([_sample(short, max_size)])
+    batch = TrainBatchify(RPNTargetGenerator.from_preset(PRESETS[name]), seed=0,
+                          sampled_rpn=True)([_sample(short, max_size)])
     trainer = gluon.Trainer(net.collect_train_params(), "sgd", {"learning_rate": 1e-4, "momentum": 0.9})
     for p in set(net.collect_params().values()) - set(net.collect_train_params().values()):
         p.grad_req = "null"

@@ -19,12 +19,18 @@ __all__ = ["export_model", "load_exported", "ExportedModel"]
 def export_model(net, prefix, size=(800, 1333)):
     """Hybridize ``net``, trace it on a (1, 3, *size) input and write the three files.
 
-    Returns the file names. The graph is not tied to ``size``: it runs on any input size.
+    Returns the file names. The graph is not tied to ``size``: it runs on any input size, and
+    it is made of MXNet's own operators only (``net.fast_ops`` is off while tracing), so it
+    runs wherever MXNet does.
     """
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    net.hybridize(static_alloc=True)
-    net(mx.nd.zeros((1, 3) + tuple(size), ctx=net.collect_params().list_ctx()[0]))
-    net.export(prefix)
+    fast_ops, net.fast_ops = net.fast_ops, False
+    try:
+        net.hybridize(static_alloc=True)
+        net(mx.nd.zeros((1, 3) + tuple(size), ctx=net.collect_params().list_ctx()[0]))
+        net.export(prefix)
+    finally:
+        net.fast_ops = fast_ops
     meta = dict(classes=list(net.classes), short=net.short, max_size=net.max_size,
                 outputs=list(net.INFER_OUTPUTS))
 

@@ -6,10 +6,11 @@ are computed here, in the DataLoader worker, with the anchor parameters alone.
 import numpy as np
 from mxnet import nd
 
-__all__ = ["TrainBatchify", "ValBatchify", "TrainBatch", "split_batch"]
+__all__ = ["TrainBatchify", "ValBatchify", "TrainBatch", "SampledTrainBatch", "split_batch"]
 
 TrainBatch = ("images", "gt_boxes", "gt_labels", "gt_masks", "rpn_cls_targets", "rpn_box_targets",
               "rpn_box_masks")
+SampledTrainBatch = TrainBatch + ("rpn_anchor_ids",)
 
 
 def _pad_to(value, multiple):
@@ -28,11 +29,16 @@ class TrainBatchify:
     rpn_targets : :class:`~gluon_maskrcnn.data.rpn_targets.RPNTargetGenerator`
     seed : int, optional
         Seeds the anchor subsampling (each worker process should have its own stream).
+    sampled_rpn : bool
+        Give the RPN targets of the sampled anchors only, (B, S), (B, S, 4), (B, S, 4) with
+        S = ``rpn_targets.num_sample``, followed by their anchor indices (B, S) (-1 padding):
+        :data:`SampledTrainBatch`, what the training loop uses.
     """
 
-    def __init__(self, rpn_targets, size_multiple=1, seed=None):
+    def __init__(self, rpn_targets, size_multiple=1, seed=None, sampled_rpn=False):
         self.rpn_targets = rpn_targets
         self.size_multiple = size_multiple
+        self.sampled_rpn = sampled_rpn
         self._rng = np.random.RandomState(seed)
 
     def __call__(self, samples):
@@ -56,10 +62,31 @@ class TrainBatchify:
             out_boxes[i, :len(box)] = box
             out_labels[i, :len(label), 0] = label
             out_masks[i, :len(mask), :h, :w] = mask
-            rpn.append(self.rpn_targets(box, h, w, pad_h, pad_w, rng=rng))
-        cls_t, box_t, box_m = (np.stack(parts) for parts in zip(*rpn))
+            targets = self.rpn_targets(box, h, w, pad_h, pad_w, rng=rng)
+            if self.sampled_rpn:
+                targets = _sampled_targets(*targets, count=self.rpn_targets.num_sample)
+            rpn.append(targets)
+        rpn = [np.stack(parts) for parts in zip(*rpn)]
         return tuple(nd.array(a, dtype=a.dtype) for a in
-                     (out_images, out_boxes, out_labels, out_masks, cls_t, box_t, box_m))
+                     [out_images, out_boxes, out_labels, out_masks] + rpn)
+
+
+def _sampled_targets(cls_targets, box_targets, box_masks, count):
+    """One image's targets at its sampled anchors (``cls_targets >= 0``), padded to ``count``.
+
+    Returns cls (count,) (-1 padding), box targets and masks (count, 4) (0 padding), and the
+    anchor indices (count,) as float32 (-1 padding; exact up to 2**24 anchors).
+    """
+    ids = np.flatnonzero(cls_targets >= 0)[:count]
+    out_ids = -np.ones(count, np.float32)
+    out_ids[:len(ids)] = ids
+    out_cls = -np.ones(count, np.float32)
+    out_cls[:len(ids)] = cls_targets[ids]
+    out_box = np.zeros((count, 4), np.float32)
+    out_box[:len(ids)] = box_targets[ids]
+    out_mask = np.zeros((count, 4), np.float32)
+    out_mask[:len(ids)] = box_masks[ids]
+    return out_cls, out_box, out_mask, out_ids
 
 
 class ValBatchify:

@@ -43,6 +43,6 @@ def train_loader(dataset, transform, rpn_targets, batch_size, num_workers=0, see
                                       num_shards=num_shards, shard_index=shard_index,
                                       last_batch="discard", with_epoch=True)
     loader = mx.gluon.data.DataLoader(SeededTrainView(dataset, transform, seed), batch_sampler=sampler,
-                                      batchify_fn=TrainBatchify(rpn_targets, size_multiple),
+                                      batchify_fn=TrainBatchify(rpn_targets, size_multiple, sampled_rpn=True),
                                       num_workers=num_workers)
     return loader, sampler

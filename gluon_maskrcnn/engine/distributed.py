@@ -13,6 +13,11 @@ class Distributed:
         self.horovod = horovod
         self.kv = None
         if horovod:
+            from .. import ops
+
+            # MXNet's extension-library loader crashes in a process with horovod.mxnet (SIGFPE
+            # when loaded after it, heap corruption before it): MXNet's own operators are used
+            ops.disable("horovod.mxnet is loaded")
             import horovod.mxnet as hvd
 
             hvd.init()

@@ -3,14 +3,17 @@ __all__ = ["forward_losses"]
 
 
 def forward_losses(net, loss_fn, x, gt_boxes, gt_labels, gt_masks, rpn_cls_targets,
-                   rpn_box_targets, rpn_box_masks):
+                   rpn_box_targets, rpn_box_masks, rpn_anchor_ids=None):
     """Run ``net`` in training mode (call inside ``autograd.record()``) and return the losses.
 
     Shapes: x (B, 3, H, W); gt_boxes (B, M, 4); gt_labels (B, M, 1) with -1 padding;
-    gt_masks (B, M, H, W); RPN targets (B, N), (B, N, 4), (B, N, 4).
+    gt_masks (B, M, H, W); RPN targets (B, N), (B, N, 4), (B, N, 4) for all N anchors, or,
+    with ``rpn_anchor_ids`` (B, S), for those S sampled anchors (a batch of
+    ``TrainBatchify(sampled_rpn=True)``; same losses, faster backward).
     Returns :class:`~gluon_maskrcnn.modeling.losses.Losses`.
     """
-    out = net(x, gt_boxes, gt_labels)
+    extra = () if rpn_anchor_ids is None else (rpn_anchor_ids,)
+    out = net(x, gt_boxes, gt_labels, *extra)
     num_pos = net.sampler.max_pos
 
     def positives(t):

@@ -24,7 +24,7 @@ def validation_losses(net, loss_fn, dataset, cfg, ctx, per_device_batch=1, seed=
     out. Returns a dict of the five losses and their ``total``.
     """
     view = SeededTrainView(dataset, TrainTransform(cfg["short"], cfg["max_size"], flip_prob=0.0), seed)
-    batchify = TrainBatchify(RPNTargetGenerator.from_preset(cfg))
+    batchify = TrainBatchify(RPNTargetGenerator.from_preset(cfg), sampled_rpn=True)
     saved = {name: p.data(ctx).copy() for name, p in net.collect_params().items()
              if name.endswith(_RUNNING_STATS)}
     mean = RunningMean()

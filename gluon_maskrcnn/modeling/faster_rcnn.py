@@ -10,8 +10,10 @@ import mxnet as mx
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
+from .. import ops
 from .postprocess import detect
 from .roi_align import with_batch_index
+from .rpn import at_anchors
 from .targets import RCNNTargetGenerator, RCNNTargetSampler
 
 __all__ = ["FasterRCNN"]
@@ -27,6 +29,10 @@ class FasterRCNN(gluon.HybridBlock):
     Training, inside ``autograd.train_mode()``, ``net(x, gt_boxes, gt_labels)`` with
     ``gt_boxes`` (B, M, 4) and ``gt_labels`` (B, M, 1) (rows padded with -1) returns
     :attr:`TRAIN_OUTPUTS` in GluonCV's positional order, also readable by name.
+    ``net(x, gt_boxes, gt_labels, rpn_anchor_ids)`` with the RPN-sampled anchors (B, S) (-1
+    padding) returns ``raw_rpn_score`` (B, S, 1) and ``raw_rpn_box`` (B, S, 4) for those
+    anchors only: the same values and gradients; hybridized, a much cheaper backward pass
+    (see :meth:`~gluon_maskrcnn.modeling.rpn.RPN.sampled_forward`).
 
     Parameters
     ----------
@@ -55,6 +61,14 @@ class FasterRCNN(gluon.HybridBlock):
     train_patterns : str or None
         Regex of the parameters to train (GluonCV's convention); None trains all.
 
+    Attributes
+    ----------
+    fast_ops : bool
+        Default True: on CPU inputs, pool ROIs and run the proposal NMS with the
+        :mod:`gluon_maskrcnn.ops` extension operators (same values; parallel ROIAlign backward,
+        NMS that stops at the proposals it keeps) when they are built. Set False for a
+        graph made of MXNet's operators only (:func:`~gluon_maskrcnn.export.export_model`
+        does so).
     """
 
     TRAIN_OUTPUTS = ("cls_pred", "box_pred", "rois", "samples", "matches", "raw_rpn_score",
@@ -86,6 +100,7 @@ class FasterRCNN(gluon.HybridBlock):
                                              pos_iou_thresh, pos_ratio, max_num_gt)
             self.target_generator = RCNNTargetGenerator(self.num_class, self.sampler.max_pos)
         self._output_types = {}
+        self.fast_ops = True
 
     # ----------------------------------------------------------------- configuration
     @property
@@ -164,11 +179,19 @@ class FasterRCNN(gluon.HybridBlock):
                                      clip=self._box_clip, **dict(self._nms, max_dets=self.max_dets))
         return dict(feats=feats, ids=ids, scores=scores, bboxes=bboxes)
 
-    def _training(self, F, x, gt_boxes, gt_labels):
+    def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None):
         """Stage outputs in training: dict holding every name of :attr:`TRAIN_OUTPUTS`, and more."""
         batch, num_pos = self._batch_size, self.sampler.max_pos
         feats = self._features(x)
-        rpn_scores, rpn_rois, raw_score, raw_box, anchors = self.rpn(F.zeros_like(x), *feats)
+        if rpn_anchor_ids is None:
+            rpn_out = self.rpn(F.zeros_like(x), *feats)
+        elif F is mx.sym:  # hybridized: the head's backward runs on the sampled anchors only
+            rpn_out = self.rpn.sampled_forward(F, F.zeros_like(x), feats, rpn_anchor_ids)
+        else:  # imperative: the dense head, read at the sampled anchors (sampled_forward's
+            # imperative use of the head's weights broke dist_sync's kvstore initialisation)
+            rpn_out = self.rpn(F.zeros_like(x), *feats)
+            rpn_out = rpn_out[:2] + tuple(at_anchors(raw, rpn_anchor_ids) for raw in rpn_out[2:4]) + rpn_out[4:]
+        rpn_scores, rpn_rois, raw_score, raw_box, anchors = rpn_out
         rois, samples, matches = self.sampler(rpn_rois, rpn_scores, gt_boxes)  # (B, S, ...)
         top_feat, box_feat = self._head_features(F, self._pool(F, feats, rois))
         cls_pred = self.class_predictor(box_feat).reshape((batch, -1, self.num_class + 1))  # (B*S, C+1) -> (B, S, C+1)
@@ -182,16 +205,40 @@ class FasterRCNN(gluon.HybridBlock):
                     indices=indices, top_feat=top_feat)
 
     # ----------------------------------------------------------------- forward
-    def hybrid_forward(self, F, x, gt_boxes=None, gt_labels=None):
+    def hybrid_forward(self, F, x, gt_boxes=None, gt_labels=None, rpn_anchor_ids=None):
         if autograd.is_training():
             if gt_boxes is None or gt_labels is None:
                 raise ValueError("training forward needs gt_boxes (B, M, 4) and gt_labels (B, M, 1)")
-            stage = self._training(F, x, gt_boxes, gt_labels)
+            stage = self._training(F, x, gt_boxes, gt_labels, rpn_anchor_ids)
             return tuple(stage[name] for name in self.TRAIN_OUTPUTS)
         stage = self._inference(F, x)
         return tuple(stage[name] for name in self.INFER_OUTPUTS)
 
+    def _select_ops(self, x):
+        """Use :mod:`gluon_maskrcnn.ops` for CPU inputs when allowed (``fast_ops``) and built;
+        the graph is re-traced when the choice changes."""
+        if not isinstance(x, mx.nd.NDArray):
+            return
+        fast = bool(self.fast_ops) and ops.available(x.context)
+        if fast != self.roi_pool.fast or fast != self.rpn.fast:
+            self.roi_pool.fast = self.rpn.fast = fast
+            self._clear_cached_op()
+
+    def export(self, path, epoch=0, remove_amp_cast=True):
+        """MXNet's export, of a graph made of MXNet's own operators (see ``fast_ops``), so that
+        it loads wherever MXNet does. Needs a hybridized block that has run once."""
+        if not (self.roi_pool.fast or self.rpn.fast):
+            return super().export(path, epoch, remove_amp_cast=remove_amp_cast)
+        ctx = self.collect_params().list_ctx()[0]
+        saved, self.fast_ops = self.fast_ops, False
+        try:
+            self(mx.nd.zeros((1, 3, 64, 64), ctx=ctx))  # re-trace (the graph fits any size)
+            return super().export(path, epoch, remove_amp_cast=remove_amp_cast)
+        finally:
+            self.fast_ops = saved
+
     def __call__(self, *args, **kwargs):
+        self._select_ops(args[0] if args else kwargs.get("x"))
         outputs = super().__call__(*args, **kwargs)
         names = self.TRAIN_OUTPUTS if autograd.is_training() else self.INFER_OUTPUTS
         if isinstance(outputs, (list, tuple)) and len(outputs) == len(names):

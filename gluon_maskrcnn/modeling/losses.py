@@ -23,7 +23,8 @@ Losses = namedtuple("Losses", LOSS_NAMES)
 
 def _sigmoid_bce(F, logits, targets):
     """Numerically stable binary cross-entropy on logits, elementwise."""
-    return F.relu(logits) - logits * targets + F.Activation(-F.abs(logits), act_type="softrelu")
+    positive = F.Activation(logits, act_type="relu")  # oneDNN's relu: faster backward than F.relu
+    return positive - logits * targets + F.Activation(-F.abs(logits), act_type="softrelu")
 
 
 def _smooth_l1(F, diff, beta):

@@ -50,8 +50,8 @@ class MaskRCNN(FasterRCNN):
         stage["masks"] = F.sigmoid(masks).reshape((-4, -1, self.max_dets, -2))  # (B*K, M, M) -> (B, K, M, M)
         return stage
 
-    def _training(self, F, x, gt_boxes, gt_labels):
-        stage = super()._training(F, x, gt_boxes, gt_labels)
+    def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None):
+        stage = super()._training(F, x, gt_boxes, gt_labels, rpn_anchor_ids)
         pos_top = _first_per_image(stage["top_feat"], self._batch_size, self.sampler.max_pos)
         logits = self.mask(pos_top)  # (B*P, C, M, M)
         stage["mask_pred"] = logits.reshape((-4, self._batch_size, -1, -2))  # (B*P, ...) -> (B, P, C, M, M)

@@ -25,9 +25,14 @@ def roi_levels(F, rois, min_level, max_level, canonical_scale=224.0, canonical_l
 
 
 class MultiLevelROIAlign(gluon.HybridBlock):
-    """ROIAlign each ROI on its own level only (other levels see it with batch index -1).
+    """ROIAlign each ROI on its own level only.
 
     Forward ``(rois (K, 5), *feats)`` -> (K, C, roi_h, roi_w).
+
+    With ``fast`` set (the model sets it for CPU inputs when :mod:`gluon_maskrcnn.ops` is
+    available) all levels are pooled by one extension operator whose forward equals
+    ``contrib.ROIAlign`` bit for bit and whose backward runs in parallel. Otherwise each level
+    is pooled by ``contrib.ROIAlign``, other levels' ROIs given batch index -1.
 
     MXNet 1.9's CPU ROIAlign has two flaws with skipped ROIs (batch index -1), both worked
     around here: it leaves their output rows unwritten (stale memory in a hybridized graph),
@@ -53,8 +58,12 @@ class MultiLevelROIAlign(gluon.HybridBlock):
         self._strides = tuple(strides)
         self._min_level = min_level
         self._sample_ratio = sample_ratio
+        self.fast = False
 
     def hybrid_forward(self, F, rois, *feats):
+        feats = feats[:len(self._strides)]
+        if self.fast:
+            return self._pool_fused(F, rois, feats)
         if len(self._strides) == 1:
             return F.contrib.ROIAlign(feats[0], rois, self._roi_size, 1.0 / self._strides[0],
                                       sample_ratio=self._sample_ratio)
@@ -73,3 +82,14 @@ class MultiLevelROIAlign(gluon.HybridBlock):
             # pooled and merged before this level's buffer is allocated.
             merged = pooled if merged is None else F.where(padded_levels != self._min_level + i, merged, pooled)
         return F.slice_axis(merged, axis=0, begin=1, end=None)  # (K+1, ...) -> (K, ...)
+
+    def _pool_fused(self, F, rois, feats):
+        if len(feats) == 1:
+            levels = F.zeros_like(rois.slice_axis(axis=1, begin=0, end=1)).reshape((-1,))  # (K, 1) -> (K,)
+        else:
+            levels = roi_levels(F, rois, self._min_level, self._min_level + len(feats) - 1)  # (K,)
+        min_level = self._min_level if len(feats) > 1 else 0
+        scales = tuple(1.0 / s for s in self._strides)
+        return F.gm_multi_roi_align(rois, levels, *feats, pooled_size=self._roi_size,
+                                    sample_ratio=self._sample_ratio, min_level=min_level,
+                                    spatial_scales=str(scales))

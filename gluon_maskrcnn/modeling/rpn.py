@@ -5,7 +5,7 @@ from mxnet.gluon import nn
 
 from .anchors import AnchorGenerator
 
-__all__ = ["RPNHead", "RPN", "decode_proposals"]
+__all__ = ["RPNHead", "RPN", "decode_proposals", "at_anchors"]
 
 
 def _add_head_layers(block, channels, num_anchors):
@@ -108,6 +108,7 @@ class RPN(gluon.HybridBlock):
         self._nms_thresh = nms_thresh
         self._train = (max(1, train_pre_nms), max(1, min(train_post_nms, train_pre_nms)))
         self._test = (max(1, test_pre_nms), max(1, min(test_post_nms, test_pre_nms)))
+        self.fast = False  # NMS with gluon_maskrcnn.ops (the model sets it, as for ROIAlign)
         num_anchors = len(sizes[0]) * len(ratios)
         with self.name_scope():
             if self.multi_level:
@@ -135,25 +136,179 @@ class RPN(gluon.HybridBlock):
                 for gen, feat in zip(self.anchor_generator, feats)]
 
     def hybrid_forward(self, F, img, *feats):
-        pre_nms, post_nms = self._train if autograd.is_training() else self._test
         levels = self._levels(feats)
-        with autograd.pause():
-            proposals = [decode_proposals(F, anchors, F.stop_gradient(score), F.stop_gradient(loc),
-                                          img, self._clip, self._min_size)
-                         for anchors, score, loc in levels]
-            proposals = F.concat(*proposals, _invalid_rows(F, proposals[0], post_nms), dim=1)  # (B, N+P, 5)
-            kept = F.contrib.box_nms(proposals, overlap_thresh=self._nms_thresh, topk=pre_nms,
-                                     valid_thresh=0.5 * _INVALID, coord_start=1, score_index=0,
-                                     id_index=-1, force_suppress=True)
-            kept = F.slice_axis(kept, axis=1, begin=0, end=post_nms)  # (B, post_nms, 5)
-            logits = F.slice_axis(kept, axis=-1, begin=0, end=1)
-            rois = F.slice_axis(kept, axis=-1, begin=1, end=None)
-            # rows NMS dropped, and invalid boxes, are all -1; kept boxes are clipped to >= 0
-            kept_box = F.slice_axis(rois, axis=-1, begin=0, end=1) >= 0
-            scores = F.where(kept_box, F.sigmoid(logits), F.ones_like(logits) * -1)
+        scores, rois = self._propose(F, img, levels)
         if not autograd.is_training():
             return scores, rois
         raw_scores = F.concat(*[lv[1] for lv in levels], dim=1)
         raw_deltas = F.concat(*[lv[2] for lv in levels], dim=1)
         anchors = F.concat(*[lv[0] for lv in levels], dim=1)
         return scores, rois, raw_scores, raw_deltas, anchors
+
+    def _propose(self, F, img, levels):
+        """Decode, NMS over all levels, keep the top: scores (B, P, 1), rois (B, P, 4)."""
+        pre_nms, post_nms = self._train if autograd.is_training() else self._test
+        with autograd.pause():
+            proposals = [decode_proposals(F, anchors, F.stop_gradient(score), F.stop_gradient(loc),
+                                          img, self._clip, self._min_size)
+                         for anchors, score, loc in levels]
+            proposals = F.concat(*proposals, _invalid_rows(F, proposals[0], post_nms), dim=1)  # (B, N+P, 5)
+            if self.fast:  # same rows, stops once post_nms boxes are kept
+                kept = F.gm_proposal_nms(F.stop_gradient(proposals), overlap_thresh=self._nms_thresh,
+                                         topk=pre_nms, valid_thresh=0.5 * _INVALID, keep=post_nms)
+            else:
+                kept = F.contrib.box_nms(proposals, overlap_thresh=self._nms_thresh, topk=pre_nms,
+                                         valid_thresh=0.5 * _INVALID, coord_start=1, score_index=0,
+                                         id_index=-1, force_suppress=True)
+                kept = F.slice_axis(kept, axis=1, begin=0, end=post_nms)  # (B, post_nms, 5)
+            logits = F.slice_axis(kept, axis=-1, begin=0, end=1)
+            rois = F.slice_axis(kept, axis=-1, begin=1, end=None)
+            # rows NMS dropped, and invalid boxes, are all -1; kept boxes are clipped to >= 0
+            kept_box = F.slice_axis(rois, axis=-1, begin=0, end=1) >= 0
+            scores = F.where(kept_box, F.sigmoid(logits), F.ones_like(logits) * -1)
+        return scores, rois
+
+    def sampled_forward(self, F, img, feats, anchor_ids, ctx=None):
+        """Training forward whose raw outputs are the sampled anchors' only.
+
+        Returns ``(scores, rois, raw_scores (B, S, 1), raw_deltas (B, S, 4), anchors)``: the
+        proposals are those of :meth:`hybrid_forward` (the dense head runs on
+        gradient-stopped features and weights, so no backward pass is built for it), and the
+        raw outputs come from :meth:`sampled_outputs`. Same loss, same gradients: the RPN loss
+        has zero gradient at the anchors it does not sample. ``ctx``: device of the
+        parameters when ``F`` is ``mx.nd``.
+        """
+        head = self.rpn_head if self.multi_level else self
+        weights = _head_params(F, head, ctx, feats[-1])
+        frozen = [F.stop_gradient(w) for w in weights]
+        generators = self.anchor_generator if self.multi_level else [self.anchor_generator]
+        levels = []
+        for gen, feat in zip(generators, feats):
+            feat = F.stop_gradient(feat)
+            levels.append((gen(feat),) + _dense_head(F, feat, head.conv1[0]._channels,
+                                                     head.score._channels, *frozen))
+        scores, rois = self._propose(F, img, levels)
+        raw_scores, raw_deltas = self.sampled_outputs(F, feats, anchor_ids, ctx)
+        anchors = F.concat(*[lv[0] for lv in levels], dim=1)
+        return scores, rois, raw_scores, raw_deltas, anchors
+
+    def sampled_outputs(self, F, feats, anchor_ids, ctx=None):
+        """The head's raw outputs at the sampled anchors only: (B, S, 1) and (B, S, 4).
+
+        ``anchor_ids`` (B, S) index the anchors of all levels in :meth:`hybrid_forward`'s
+        order; -1 marks padding (its rows are finite and meaningless). Equal to the dense
+        outputs at those anchors, but computed on gathered 3x3 patches, so the backward pass
+        costs S patches instead of a full convolution backward at every level.
+        """
+        head = self.rpn_head if self.multi_level else self
+        num_anchors = head.score._channels
+        weights = _head_params(F, head, ctx, feats[-1])
+        return _sampled_head(F, list(feats), anchor_ids, num_anchors, head.conv1[0]._channels,
+                             *weights)
+
+
+def _dense_head(F, feat, channels, num_anchors, conv_w, conv_b, score_w, score_b, loc_w, loc_b):
+    """The head from explicit weights: (B, h*w*A, 1) logits and (B, h*w*A, 4) deltas."""
+    hidden = F.Activation(F.Convolution(feat, conv_w, conv_b, kernel=(3, 3), pad=(1, 1),
+                                        num_filter=channels), act_type="relu")
+    score = F.Convolution(hidden, score_w, score_b, kernel=(1, 1), num_filter=num_anchors)
+    loc = F.Convolution(hidden, loc_w, loc_b, kernel=(1, 1), num_filter=4 * num_anchors)
+    return (score.transpose((0, 2, 3, 1)).reshape((0, -1, 1)),  # (B, A, h, w) -> (B, h*w*A, 1)
+            loc.transpose((0, 2, 3, 1)).reshape((0, -1, 4)))  # (B, 4A, h, w) -> (B, h*w*A, 4)
+
+
+def at_anchors(raw, anchor_ids):
+    """Rows of dense head outputs at given anchors (NDArrays): (B, N, k), (B, S) -> (B, S, k).
+
+    Padding ids (-1) read anchor 0 (the loss gives them no weight).
+    """
+    batch, num_anchors = raw.shape[:2]
+    offsets = mx.nd.arange(batch, ctx=raw.context).reshape((-1, 1)) * num_anchors  # (B, 1)
+    rows = mx.nd.broadcast_add(mx.nd.maximum(anchor_ids, 0), offsets).reshape((-1,))  # (B*S,)
+    picked = mx.nd.take(raw.reshape((-3, 0)), rows)  # (B, N, k) -> (B*N, k) -> (B*S, k)
+    return picked.reshape((batch, -1, raw.shape[2]))  # (B*S, k) -> (B, S, k)
+
+
+def _head_params(F, head, ctx, feat=None):
+    """(weight, bias) of the head's conv1, score and loc: graph variables when tracing.
+
+    Imperatively, parameters still waiting for their shapes are initialised by running the
+    head once on ``feat``.
+    """
+    layers = (head.conv1[0], head.score, head.loc)
+    if F is mx.nd and feat is not None and any(0 in layer.weight.shape for layer in layers):
+        with autograd.pause():
+            _head_outputs(head, F.stop_gradient(feat))
+    value = (lambda p: p.var()) if F is mx.sym else (lambda p: p.data(ctx))
+    return [value(p) for layer in layers for p in (layer.weight, layer.bias)]
+
+
+def _patch_rows(F, feats, anchor_ids, num_anchors):
+    """Rows of the 9 taps of each sampled anchor's cell, in the table of :func:`_patch_table`.
+
+    anchor_ids (B, S) -> (rows (B, S, 9), anchor index within the cell (B, S)). Padding ids
+    (-1) point at a zero row (level 0's top-left padding cell) with anchor 0.
+    """
+    batch = F.contrib.arange_like(anchor_ids, axis=0).reshape((-1, 1))  # (B,) -> (B, 1)
+    center = F.zeros_like(anchor_ids)
+    anchor = F.zeros_like(anchor_ids)
+    width = F.ones_like(anchor_ids)  # padded row length of the sample's level
+    first_anchor = F.zeros((1,))
+    first_row = F.zeros((1,))
+    for feat in feats:
+        size = F.cast(F.shape_array(feat), "float32")  # (4,) = [B, C, H, W]
+        num_images = F.slice_axis(size, axis=0, begin=0, end=1)
+        h = F.slice_axis(size, axis=0, begin=2, end=3)
+        w = F.slice_axis(size, axis=0, begin=3, end=4)
+        count = h * w * num_anchors  # anchors per image on this level
+        local = F.broadcast_sub(anchor_ids, first_anchor)  # (B, S)
+        inside = F.broadcast_logical_and(local >= 0, F.broadcast_lesser(local, count))
+        cell = F.floor(local / num_anchors)
+        y = F.floor(F.broadcast_div(cell, w))
+        x = cell - F.broadcast_mul(y, w)
+        padded_w = w + 2
+        plane = (h + 2) * padded_w  # rows per image in the table
+        image_start = F.broadcast_add(F.broadcast_mul(batch, plane), first_row)  # (B, 1)
+        row = F.broadcast_add(image_start, F.broadcast_mul(y + 1, padded_w) + x + 1)  # (B, S)
+        center = F.where(inside, row, center)
+        anchor = F.where(inside, local - cell * num_anchors, anchor)
+        width = F.where(inside, F.broadcast_like(padded_w.reshape((1, 1)), anchor_ids), width)
+        first_anchor = first_anchor + count
+        first_row = first_row + num_images * plane
+    tap = F.arange(9)  # (9,) as (ky, kx) row-major
+    dy = F.floor(tap / 3) - 1
+    dx = tap - 3 * F.floor(tap / 3) - 1
+    offsets = F.broadcast_add(F.broadcast_mul(width.expand_dims(-1), dy.reshape((1, 1, 9))),
+                              dx.reshape((1, 1, 9)))  # (B, S, 9)
+    rows = F.broadcast_add(center.expand_dims(-1), offsets)
+    return rows, anchor
+
+
+def _patch_table(F, feats):
+    """All levels, zero-padded by one cell, as one (rows, C) table of per-pixel channel vectors."""
+    tables = []
+    for feat in feats:
+        padded = F.pad(feat, mode="constant", pad_width=(0, 0, 0, 0, 1, 1, 1, 1), constant_value=0)
+        tables.append(padded.transpose((0, 2, 3, 1)).reshape((-1, 0), reverse=True))  # (B, C, H+2, W+2) -> (B*(H+2)*(W+2), C)
+    return F.concat(*tables, dim=0) if len(tables) > 1 else tables[0]
+
+
+def _sampled_head(F, feats, anchor_ids, num_anchors, channels, conv_w, conv_b, score_w, score_b,
+                  loc_w, loc_b):
+    """The RPN head (3x3 conv + ReLU, 1x1 score and loc) evaluated at the sampled anchors."""
+    rows, anchor = _patch_rows(F, feats, anchor_ids, num_anchors)
+    patches = F.take(_patch_table(F, feats), rows.reshape((-1,)))  # (B*S*9, C)
+    patches = patches.reshape((-1, 9, 0), reverse=True).reshape((0, -1))  # (B*S*9, C) -> (B*S, 9*C), tap-major
+    kernel = conv_w.transpose((0, 2, 3, 1)).reshape((0, -1))  # (O, C, 3, 3) -> (O, 9*C), tap-major
+    hidden = F.Activation(F.FullyConnected(patches, kernel, conv_b, num_hidden=channels),
+                          act_type="relu")  # (B*S, O)
+    scores = F.FullyConnected(hidden, F.Flatten(score_w), score_b,
+                              num_hidden=num_anchors)  # (A, O, 1, 1) -> (A, O); out (B*S, A)
+    deltas = F.FullyConnected(hidden, F.Flatten(loc_w), loc_b,
+                              num_hidden=4 * num_anchors)  # (4A, O, 1, 1) -> (4A, O); out (B*S, 4A)
+    flat_anchor = anchor.reshape((-1,))  # (B, S) -> (B*S,)
+    pick = F.contrib.arange_like(flat_anchor) * num_anchors + flat_anchor  # (B*S,) rows of (B*S*A, .)
+    score = F.take(scores.reshape((-1, 1)), pick)  # (B*S, A) -> (B*S*A, 1) -> (B*S, 1)
+    delta = F.take(deltas.reshape((-1, 4)), pick)  # (B*S, 4A) -> (B*S*A, 4) -> (B*S, 4)
+    return tuple(F.reshape_like(t, anchor_ids, lhs_begin=0, lhs_end=1, rhs_begin=0, rhs_end=2)
+                 for t in (score, delta))  # (B*S, k) -> (B, S, k)

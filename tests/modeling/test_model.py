@@ -110,6 +110,20 @@ def test_hybridized_equals_imperative(fpn, mode):
 
 
 @pytest.mark.parametrize("fpn", [True, False])
+def test_extension_ops_give_the_same_detections_as_mxnet_ops(fpn):
+    net, _ = tiny_model(fpn, rpn_test_pre_nms=400, rpn_test_post_nms=100)
+    x = _image(5)
+    net.hybridize(static_alloc=True)
+    fast = [o.asnumpy() for o in net(x)]
+    assert net.roi_pool.fast and net.rpn.fast, "the CPU extension operators should be built here"
+    net.fast_ops = False
+    portable = [o.asnumpy() for o in net(x)]
+    assert not net.roi_pool.fast
+    for got, want in zip(fast, portable):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("fpn", [True, False])
 def test_export_and_symbolblock_roundtrip(fpn, tmp_path):
     net, _ = tiny_model(fpn)
     x = _image(4)
@@ -118,6 +132,7 @@ def test_export_and_symbolblock_roundtrip(fpn, tmp_path):
     net(x)
     prefix = str(tmp_path / "model")
     net.export(prefix)
+    assert "gm_" not in open(prefix + "-symbol.json").read()  # MXNet's operators only
     imported = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
     for got, want in zip(imported(x), expected):
         np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,105 @@
+"""CPU extension operators, compiled on first use against the installed MXNet.
+
+MXNet (>= 1.7) loads operators from a shared library built with its ``lib_api.h``; the
+wheel ships that header and ``src/lib_api.cc``. The first call of :func:`load` compiles
+``*.cc`` here with the C++ compiler (``$CXX``, default ``g++``) into a cache folder
+(``$GLUON_MASKRCNN_OPS_CACHE``, default ``~/.cache/gluon_maskrcnn/ops``), keyed by the
+sources, the MXNet version and the compiler, and loads it; later processes only load.
+
+Operators:
+
+- ``gm_multi_roi_align(rois, levels, *feats)``: ROIAlign of each ROI on its own FPN level in
+  one pass; forward bit-identical to ``contrib.ROIAlign``, backward parallel over channels
+  (contrib's CPU backward is one serial loop).
+- ``gm_proposal_nms(data)``: the RPN's ``contrib.box_nms`` + top rows, the same rows, but
+  each candidate is compared with the kept boxes only and it stops once enough are kept.
+
+Everything has a portable fallback built from MXNet's own operators, used on GPUs, in
+exported graphs, with Horovod (MXNet's library loader crashes next to ``horovod.mxnet``),
+when ``GLUON_MASKRCNN_FAST_OPS=0``, and when no compiler is found (a warning says why, once).
+"""
+import glob
+import hashlib
+import logging
+import os
+import subprocess
+import tempfile
+
+import mxnet as mx
+
+__all__ = ["load", "available", "disable"]
+
+_LOG = logging.getLogger(__name__)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_state = {}
+
+
+def _sources():
+    return sorted(glob.glob(os.path.join(_HERE, "*.cc")))
+
+
+def _library_path(cxx):
+    digest = hashlib.sha1()
+    for path in _sources():
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    digest.update(("%s|%s" % (mx.__version__, cxx)).encode())
+    cache = os.environ.get("GLUON_MASKRCNN_OPS_CACHE",
+                           os.path.join(os.path.expanduser("~"), ".cache", "gluon_maskrcnn", "ops"))
+    return os.path.join(cache, "libgm_ops-%s.so" % digest.hexdigest()[:16])
+
+
+def _compile(cxx, target):
+    """Build the library into ``target`` atomically (temporary file, then rename)."""
+    mxnet_dir = os.path.dirname(os.path.abspath(mx.__file__))
+    lib_api = os.path.join(mxnet_dir, "src", "lib_api.cc")
+    if not os.path.exists(lib_api):
+        raise RuntimeError("this MXNet install has no %s" % lib_api)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
+    os.close(fd)
+    # -ffp-contract=off: no fused multiply-adds, so results match MXNet's own operators bit for bit
+    cmd = [cxx, "-O2", "-std=c++17", "-fopenmp", "-fPIC", "-shared", "-ffp-contract=off",
+           "-I", os.path.join(mxnet_dir, "include"), lib_api] + _sources() + ["-o", tmp]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), done.stderr[-2000:]))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load():
+    """Compile (once per machine) and load the extension operators; True when they are usable."""
+    if "ok" in _state:
+        return _state["ok"]
+    _state["ok"] = False
+    if os.environ.get("GLUON_MASKRCNN_FAST_OPS", "1") == "0":
+        return False
+    cxx = os.environ.get("CXX", "g++")
+    target = _library_path(cxx)
+    try:
+        if not os.path.exists(target):
+            _LOG.info("compiling gluon_maskrcnn CPU operators into %s", target)
+            _compile(cxx, target)
+        mx.library.load(target, verbose=False)
+        _state["ok"] = True
+    except (OSError, RuntimeError, mx.base.MXNetError) as err:
+        _LOG.warning("gluon_maskrcnn CPU operators unavailable, using MXNet's slower "
+                     "contrib ROIAlign and box_nms instead: %s", err)
+    return _state["ok"]
+
+
+def disable(reason):
+    """Use MXNet's own operators from now on in this process (before anything was built)."""
+    if _state.get("ok"):
+        raise RuntimeError("gluon_maskrcnn ops are already loaded; cannot disable them now")
+    _LOG.info("gluon_maskrcnn CPU operators off: %s", reason)
+    _state["ok"] = False
+
+
+def available(ctx):
+    """Whether the extension operators can run on ``ctx`` (CPU only, loaded on demand)."""
+    return ctx.device_type == "cpu" and load()
