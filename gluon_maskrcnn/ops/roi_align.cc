@@ -84,7 +84,9 @@ int RoiSamples(const float* roi, float scale, int height, int width, const Param
                            static_cast<float>(ix + .5f) * bin_w / static_cast<float>(grid_w);
           Sample& s = (*samples)[n++];
           float x = xx, y = yy;
-          if (y < -1.0 || y > height || x < -1.0 || x > width) {
+          // contrib's out-of-map test, written so that NaN coordinates (a diverged model) are
+          // out of the map too instead of indexing memory at INT_MIN
+          if (!(y >= -1.0 && y <= height && x >= -1.0 && x <= width)) {
             for (int i = 0; i < 4; ++i) { s.pos[i] = 0; s.w[i] = 0; }
             continue;
           }
