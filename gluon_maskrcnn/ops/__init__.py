@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import subprocess
+import sys
 import tempfile
 
 import mxnet as mx
@@ -77,6 +78,9 @@ def load():
         return _state["ok"]
     _state["ok"] = False
     if os.environ.get("GLUON_MASKRCNN_FAST_OPS", "1") == "0":
+        return False
+    if "horovod.mxnet" in sys.modules:  # MXNet's library loader crashes next to it (SIGFPE)
+        _LOG.warning("gluon_maskrcnn CPU operators off: horovod.mxnet is loaded")
         return False
     cxx = os.environ.get("CXX", "g++")
     target = _library_path(cxx)

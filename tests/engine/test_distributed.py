@@ -1,5 +1,6 @@
 """Several workers on loopback: dist_sync (1 server, 2 workers) through the project's launcher,
 and Horovod with Gloo (2 processes) where Horovod is installed."""
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -44,9 +45,10 @@ def test_dist_sync_two_workers_end_identical(tiny_root, tmp_path):
     _assert_identical_and_rank0_writes(tmp_path, prefix, output)
 
 
-@pytest.mark.skipif(HOROVODRUN is None, reason="Horovod is not installed")
+# horovod.mxnet is never imported here: next to it, MXNet's extension-library loader crashes
+@pytest.mark.skipif(HOROVODRUN is None or importlib.util.find_spec("horovod") is None,
+                    reason="Horovod is not installed")
 def test_horovod_two_workers_end_identical(tiny_root, tmp_path):
-    pytest.importorskip("horovod.mxnet")
     prefix = str(tmp_path / "hvd")
     env = dict(os.environ, OMP_NUM_THREADS="1", HOROVOD_GLOO_IFACE="lo")
     result = subprocess.run([HOROVODRUN, "--gloo", "-np", "2", "-H", "127.0.0.1:2", "--network-interface", "lo"]
