@@ -92,8 +92,8 @@ def test_proposal_nms_pads_with_minus_one_when_few_survive():
     rows = nd.array([[[0.9, 0, 0, 10, 10], [0.8, 1, 1, 10, 10], [0.7, 20, 20, 30, 30],
                       [-1e30, -1, -1, -1, -1]]])
     out = nd.gm_proposal_nms(rows, overlap_thresh=0.5, topk=-1, valid_thresh=-5e29, keep=4).asnumpy()
-    np.testing.assert_array_equal(out[0], [[0.9, 0, 0, 10, 10], [0.7, 20, 20, 30, 30],
-                                           [-1] * 5, [-1] * 5])
+    np.testing.assert_array_equal(out[0], np.float32([[0.9, 0, 0, 10, 10], [0.7, 20, 20, 30, 30],
+                                                      [-1] * 5, [-1] * 5]))
     empty = nd.gm_proposal_nms(nd.array([[[-1e30, -1, -1, -1, -1]]]), overlap_thresh=0.5, topk=-1,
                                valid_thresh=-5e29, keep=2).asnumpy()
     assert (empty == -1).all()
