@@ -24,13 +24,10 @@ def export_model(net, prefix, size=(800, 1333)):
     runs wherever MXNet does.
     """
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    fast_ops, net.fast_ops = net.fast_ops, False
-    try:
+    with net.portable_ops():
         net.hybridize(static_alloc=True)
         net(mx.nd.zeros((1, 3) + tuple(size), ctx=net.collect_params().list_ctx()[0]))
         net.export(prefix)
-    finally:
-        net.fast_ops = fast_ops
     meta = dict(classes=list(net.classes), short=net.short, max_size=net.max_size,
                 outputs=list(net.INFER_OUTPUTS))
 

@@ -13,11 +13,7 @@ class Distributed:
         self.horovod = horovod
         self.kv = None
         if horovod:
-            from .. import ops
-
-            # MXNet's extension-library loader crashes in a process with horovod.mxnet (SIGFPE
-            # when loaded after it, heap corruption before it): MXNet's own operators are used
-            ops.disable("horovod.mxnet is loaded")
+            # (gluon_maskrcnn.ops stays off in this process: see ops.load)
             import horovod.mxnet as hvd
 
             hvd.init()

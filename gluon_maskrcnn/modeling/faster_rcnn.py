@@ -4,6 +4,7 @@ The block wires components it is given; each stage lives in its own module. Attr
 (``features``, ``top_features``, ``box_features``, ``class_predictor``, ``box_predictor``,
 ``rpn``) are GluonCV's, so that GluonCV's parameter files load strictly.
 """
+import contextlib
 from collections import namedtuple
 
 import mxnet as mx
@@ -183,15 +184,15 @@ class FasterRCNN(gluon.HybridBlock):
         """Stage outputs in training: dict holding every name of :attr:`TRAIN_OUTPUTS`, and more."""
         batch, num_pos = self._batch_size, self.sampler.max_pos
         feats = self._features(x)
-        if rpn_anchor_ids is None:
-            rpn_out = self.rpn(F.zeros_like(x), *feats)
-        elif F is mx.sym:  # hybridized: the head's backward runs on the sampled anchors only
+        if rpn_anchor_ids is not None and F is mx.sym:  # the head's backward on sampled anchors only
             rpn_out = self.rpn.sampled_forward(F, F.zeros_like(x), feats, rpn_anchor_ids)
-        else:  # imperative: the dense head, read at the sampled anchors (sampled_forward's
-            # imperative use of the head's weights broke dist_sync's kvstore initialisation)
+        else:
             rpn_out = self.rpn(F.zeros_like(x), *feats)
-            rpn_out = rpn_out[:2] + tuple(at_anchors(raw, rpn_anchor_ids) for raw in rpn_out[2:4]) + rpn_out[4:]
         rpn_scores, rpn_rois, raw_score, raw_box, anchors = rpn_out
+        if rpn_anchor_ids is not None and F is mx.nd:  # imperative: the dense head, read at the
+            # sampled anchors (sampled_forward's imperative use of the head's weights broke
+            # dist_sync's kvstore initialisation)
+            raw_score, raw_box = (at_anchors(raw, rpn_anchor_ids) for raw in (raw_score, raw_box))
         rois, samples, matches = self.sampler(rpn_rois, rpn_scores, gt_boxes)  # (B, S, ...)
         top_feat, box_feat = self._head_features(F, self._pool(F, feats, rois))
         cls_pred = self.class_predictor(box_feat).reshape((batch, -1, self.num_class + 1))  # (B*S, C+1) -> (B, S, C+1)
@@ -224,18 +225,23 @@ class FasterRCNN(gluon.HybridBlock):
             self.roi_pool.fast = self.rpn.fast = fast
             self._clear_cached_op()
 
+    @contextlib.contextmanager
+    def portable_ops(self):
+        """Within the block, calls trace MXNet's own operators only (``fast_ops`` off)."""
+        saved, self.fast_ops = self.fast_ops, False
+        try:
+            yield self
+        finally:
+            self.fast_ops = saved
+
     def export(self, path, epoch=0, remove_amp_cast=True):
         """MXNet's export, of a graph made of MXNet's own operators (see ``fast_ops``), so that
         it loads wherever MXNet does. Needs a hybridized block that has run once."""
-        if not (self.roi_pool.fast or self.rpn.fast):
+        with self.portable_ops():
+            if self.roi_pool.fast or self.rpn.fast:  # traced with the extension operators:
+                ctx = self.collect_params().list_ctx()[0]  # re-trace (the graph fits any size)
+                self(mx.nd.zeros((1, 3, 64, 64), ctx=ctx))
             return super().export(path, epoch, remove_amp_cast=remove_amp_cast)
-        ctx = self.collect_params().list_ctx()[0]
-        saved, self.fast_ops = self.fast_ops, False
-        try:
-            self(mx.nd.zeros((1, 3, 64, 64), ctx=ctx))  # re-trace (the graph fits any size)
-            return super().export(path, epoch, remove_amp_cast=remove_amp_cast)
-        finally:
-            self.fast_ops = saved
 
     def __call__(self, *args, **kwargs):
         self._select_ops(args[0] if args else kwargs.get("x"))

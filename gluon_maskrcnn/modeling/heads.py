@@ -41,7 +41,8 @@ class MaskHead(gluon.HybridBlock):
             self.mask = nn.Conv2D(num_classes, 1, weight_initializer=init)
 
     def hybrid_forward(self, F, x):
-        return self.mask(F.Activation(self.deconv(x), act_type="relu"))  # oneDNN's relu backward, far faster than F.relu's
+        # Activation, not F.relu: oneDNN's relu backward is far faster
+        return self.mask(F.Activation(self.deconv(x), act_type="relu"))
 
 
 def pick_class_masks(F, logits, class_ids, num_classes):

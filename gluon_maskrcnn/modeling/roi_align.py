@@ -86,9 +86,10 @@ class MultiLevelROIAlign(gluon.HybridBlock):
     def _pool_fused(self, F, rois, feats):
         if len(feats) == 1:
             levels = F.zeros_like(rois.slice_axis(axis=1, begin=0, end=1)).reshape((-1,))  # (K, 1) -> (K,)
+            min_level = 0
         else:
-            levels = roi_levels(F, rois, self._min_level, self._min_level + len(feats) - 1)  # (K,)
-        min_level = self._min_level if len(feats) > 1 else 0
+            min_level = self._min_level
+            levels = roi_levels(F, rois, min_level, min_level + len(feats) - 1)  # (K,)
         scales = tuple(1.0 / s for s in self._strides)
         return F.gm_multi_roi_align(rois, levels, *feats, pooled_size=self._roi_size,
                                     sample_ratio=self._sample_ratio, min_level=min_level,

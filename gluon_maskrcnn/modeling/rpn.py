@@ -20,9 +20,13 @@ def _add_head_layers(block, channels, num_anchors):
 def _head_outputs(block, x):
     """Raw objectness logits (B, h*w*A, 1) and box deltas (B, h*w*A, 4) of one level."""
     x = block.conv1(x)
-    score = block.score(x).transpose((0, 2, 3, 1)).reshape((0, -1, 1))  # (B, A, h, w) -> (B, h*w*A, 1)
-    loc = block.loc(x).transpose((0, 2, 3, 1)).reshape((0, -1, 4))  # (B, 4A, h, w) -> (B, h*w*A, 4)
-    return score, loc
+    return _per_anchor(block.score(x), block.loc(x))
+
+
+def _per_anchor(score, loc):
+    """Head maps as rows per anchor: (B, A, h, w), (B, 4A, h, w) -> (B, h*w*A, 1), (B, h*w*A, 4)."""
+    return (score.transpose((0, 2, 3, 1)).reshape((0, -1, 1)),  # (B, A, h, w) -> (B, h*w*A, 1)
+            loc.transpose((0, 2, 3, 1)).reshape((0, -1, 4)))  # (B, 4A, h, w) -> (B, h*w*A, 4)
 
 
 class RPNHead(gluon.HybridBlock):
@@ -123,6 +127,11 @@ class RPN(gluon.HybridBlock):
                 _add_head_layers(self, channels, num_anchors)  # GluonCV keeps C4 head layers here
 
     @property
+    def _head(self):
+        """The block holding conv1, score and loc (GluonCV keeps them on the RPN for C4)."""
+        return self.rpn_head if self.multi_level else self
+
+    @property
     def post_nms(self):
         """Number of proposals returned per image in the current mode."""
         return self._train[1] if autograd.is_training() else self._test[1]
@@ -178,7 +187,7 @@ class RPN(gluon.HybridBlock):
         has zero gradient at the anchors it does not sample. ``ctx``: device of the
         parameters when ``F`` is ``mx.nd``.
         """
-        head = self.rpn_head if self.multi_level else self
+        head = self._head
         weights = _head_params(F, head, ctx, feats[-1])
         frozen = [F.stop_gradient(w) for w in weights]
         generators = self.anchor_generator if self.multi_level else [self.anchor_generator]
@@ -188,7 +197,8 @@ class RPN(gluon.HybridBlock):
             levels.append((gen(feat),) + _dense_head(F, feat, head.conv1[0]._channels,
                                                      head.score._channels, *frozen))
         scores, rois = self._propose(F, img, levels)
-        raw_scores, raw_deltas = self.sampled_outputs(F, feats, anchor_ids, ctx)
+        raw_scores, raw_deltas = _sampled_head(F, list(feats), anchor_ids, head.score._channels,
+                                               head.conv1[0]._channels, *weights)
         anchors = F.concat(*[lv[0] for lv in levels], dim=1)
         return scores, rois, raw_scores, raw_deltas, anchors
 
@@ -200,21 +210,18 @@ class RPN(gluon.HybridBlock):
         outputs at those anchors, but computed on gathered 3x3 patches, so the backward pass
         costs S patches instead of a full convolution backward at every level.
         """
-        head = self.rpn_head if self.multi_level else self
-        num_anchors = head.score._channels
+        head = self._head
         weights = _head_params(F, head, ctx, feats[-1])
-        return _sampled_head(F, list(feats), anchor_ids, num_anchors, head.conv1[0]._channels,
-                             *weights)
+        return _sampled_head(F, list(feats), anchor_ids, head.score._channels,
+                             head.conv1[0]._channels, *weights)
 
 
 def _dense_head(F, feat, channels, num_anchors, conv_w, conv_b, score_w, score_b, loc_w, loc_b):
     """The head from explicit weights: (B, h*w*A, 1) logits and (B, h*w*A, 4) deltas."""
     hidden = F.Activation(F.Convolution(feat, conv_w, conv_b, kernel=(3, 3), pad=(1, 1),
                                         num_filter=channels), act_type="relu")
-    score = F.Convolution(hidden, score_w, score_b, kernel=(1, 1), num_filter=num_anchors)
-    loc = F.Convolution(hidden, loc_w, loc_b, kernel=(1, 1), num_filter=4 * num_anchors)
-    return (score.transpose((0, 2, 3, 1)).reshape((0, -1, 1)),  # (B, A, h, w) -> (B, h*w*A, 1)
-            loc.transpose((0, 2, 3, 1)).reshape((0, -1, 4)))  # (B, 4A, h, w) -> (B, h*w*A, 4)
+    return _per_anchor(F.Convolution(hidden, score_w, score_b, kernel=(1, 1), num_filter=num_anchors),
+                       F.Convolution(hidden, loc_w, loc_b, kernel=(1, 1), num_filter=4 * num_anchors))
 
 
 def at_anchors(raw, anchor_ids):
@@ -289,7 +296,8 @@ def _patch_table(F, feats):
     tables = []
     for feat in feats:
         padded = F.pad(feat, mode="constant", pad_width=(0, 0, 0, 0, 1, 1, 1, 1), constant_value=0)
-        tables.append(padded.transpose((0, 2, 3, 1)).reshape((-1, 0), reverse=True))  # (B, C, H+2, W+2) -> (B*(H+2)*(W+2), C)
+        rows = padded.transpose((0, 2, 3, 1))  # (B, C, H+2, W+2) -> (B, H+2, W+2, C)
+        tables.append(rows.reshape((-1, 0), reverse=True))  # -> (B*(H+2)*(W+2), C)
     return F.concat(*tables, dim=0) if len(tables) > 1 else tables[0]
 
 

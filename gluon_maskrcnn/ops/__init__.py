@@ -28,7 +28,7 @@ import tempfile
 
 import mxnet as mx
 
-__all__ = ["load", "available", "disable"]
+__all__ = ["load", "available"]
 
 _LOG = logging.getLogger(__name__)
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -79,7 +79,9 @@ def load():
     _state["ok"] = False
     if os.environ.get("GLUON_MASKRCNN_FAST_OPS", "1") == "0":
         return False
-    if "horovod.mxnet" in sys.modules:  # MXNet's library loader crashes next to it (SIGFPE)
+    # MXNet's library loader crashes in a process with horovod.mxnet (SIGFPE when loading after
+    # it; loading before it corrupted the heap in a test run, so Horovod workers import it first)
+    if "horovod.mxnet" in sys.modules:
         _LOG.warning("gluon_maskrcnn CPU operators off: horovod.mxnet is loaded")
         return False
     cxx = os.environ.get("CXX", "g++")
@@ -94,14 +96,6 @@ def load():
         _LOG.warning("gluon_maskrcnn CPU operators unavailable, using MXNet's slower "
                      "contrib ROIAlign and box_nms instead: %s", err)
     return _state["ok"]
-
-
-def disable(reason):
-    """Use MXNet's own operators from now on in this process (before anything was built)."""
-    if _state.get("ok"):
-        raise RuntimeError("gluon_maskrcnn ops are already loaded; cannot disable them now")
-    _LOG.info("gluon_maskrcnn CPU operators off: %s", reason)
-    _state["ok"] = False
 
 
 def available(ctx):
