@@ -11,7 +11,11 @@ import time
 
 import numpy as np
 
-__all__ = ["run_inference_benchmark"]
+__all__ = ["run_inference_benchmark", "add_torchvision_arguments", "torch_python", "run_torchvision"]
+
+# torchvision has an FPN R50 Mask R-CNN (with a 256-channel RPN head, so less work); no C4 one.
+TORCHVISION_MODELS = ("mask_rcnn_fpn_resnet50_v1b_coco",)
+_TORCHVISION_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torchvision_worker.py")
 
 # GluonCV FPN R50 with 100 masks does ~790 GFLOP at 800x1216; this CPU's fp32 GEMM peaks at
 # ~185 GFLOP/s on 2 threads (figures from the project's issue, measured on this machine).
@@ -83,8 +87,39 @@ def _spawn(kind, name, size, params, folder, warmup, runs):
     return dict(np.load(out))
 
 
-def run_inference_benchmark(names, sizes, warmup=2, runs=3, variants=("gluoncv", "gluoncv100", "ours")):
-    """Print and return a table of times, ratios, peak RSS and top-100 agreement."""
+def add_torchvision_arguments(parser):
+    parser.add_argument("--torch-python", default=None,
+                        help="a Python with torch and torchvision (another venv, say), to time torchvision's "
+                             "FPN R50 beside ours (default: $GLUON_MASKRCNN_TORCH_PYTHON, else this Python)")
+    parser.add_argument("--no-torchvision", dest="torchvision", action="store_false")
+
+
+def torch_python(args):
+    """The Python that imports torchvision, as the flags of :func:`add_torchvision_arguments` ask;
+    None (with the reason printed) if there is none or ``--no-torchvision``."""
+    if not args.torchvision:
+        return None
+    python = args.torch_python or os.environ.get("GLUON_MASKRCNN_TORCH_PYTHON") or sys.executable
+    probe = subprocess.run([python, "-c", "import torchvision"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        reason = (probe.stderr.strip().splitlines() or ["exit code %d" % probe.returncode])[-1]
+        print("torchvision: not measured (%s: %s); pass --torch-python" % (python, reason))
+        return None
+    return python
+
+
+def run_torchvision(python, mode, args, folder, tag):
+    """Run ``torchvision_worker.py MODE OUT ARGS...`` in ``python``; its JSON result."""
+    out = os.path.join(folder, "torchvision-%s-%s.json" % (mode, tag))
+    subprocess.run([python, _TORCHVISION_WORKER, mode, out] + [str(a) for a in args], check=True)
+    with open(out) as f:
+        return json.load(f)
+
+
+def run_inference_benchmark(names, sizes, warmup=2, runs=3, variants=("gluoncv", "gluoncv100", "ours"),
+                            torch_python=None):
+    """Print and return a table of times, ratios, peak RSS and top-100 agreement; torchvision's
+    FPN R50 beside ours when ``torch_python`` (a Python with torchvision) is given."""
     from gluon_maskrcnn.model_zoo import parity
 
     folder = tempfile.mkdtemp(prefix="bench-")
@@ -108,6 +143,15 @@ def run_inference_benchmark(names, sizes, warmup=2, runs=3, variants=("gluoncv",
                 floor = FLOOR_SECONDS.get((name, size))
                 if kind == "ours" and floor:
                     row["vs_floor"] = float(ours["seconds"] / floor)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            if torch_python and name in TORCHVISION_MODELS:
+                tv = run_torchvision(torch_python, "infer", [size[0], size[1], warmup, runs], folder,
+                                     "%dx%d" % size)
+                row = dict(model="torchvision maskrcnn_resnet50_fpn", size="%dx%d" % size, impl="torchvision",
+                           seconds=tv["seconds"], peak_rss_gb=tv["rss"],
+                           speedup_of_ours=tv["seconds"] / float(ours["seconds"]),
+                           version="torch %s, torchvision %s" % (tv["torch"], tv["torchvision"]))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows

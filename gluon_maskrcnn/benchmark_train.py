@@ -114,7 +114,24 @@ def _worker(kind, name, params, short, max_size, out, warmup, runs):
         json.dump(dict(seconds=seconds, rss=_peak_rss_gb(), loss=float(step())), f)
 
 
-def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=3):
+def _torchvision_row(python, short, max_size, folder, warmup, runs, ours_seconds):
+    """torchvision's FPN R50 training step on the same image, boxes, labels and masks."""
+    from .benchmark import run_torchvision
+
+    img, boxes, labels, masks = _sample(short, max_size)
+    sample = os.path.join(folder, "torchvision-sample.npz")
+    # torchvision's labels count from 1 (0 is background); ours count from 0
+    np.savez(sample, image=img, boxes=boxes, labels=labels.astype(np.int64) + 1, masks=masks)
+    tv = run_torchvision(python, "train", [sample, warmup, runs], folder, "fpn")
+    return dict(model="torchvision maskrcnn_resnet50_fpn (frozen BN, 3 trainable stages)", impl="torchvision",
+                seconds_per_iter=tv["seconds"], peak_rss_gb=tv["rss"], speedup_of_ours=tv["seconds"] / ours_seconds,
+                version="torch %s, torchvision %s" % (tv["torch"], tv["torchvision"]))
+
+
+def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=3, torch_python=None):
+    """Print and return seconds per iteration, peak RSS and ratios; torchvision's FPN R50 beside
+    ours when ``torch_python`` (a Python with torchvision) is given."""
+    from .benchmark import TORCHVISION_MODELS
     from .model_zoo import parity
 
     folder = tempfile.mkdtemp(prefix="trainbench-")
@@ -135,6 +152,10 @@ def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=3):
                        speedup_of_ours=result[kind]["seconds"] / result["ours"]["seconds"])
             rows.append(row)
             print(json.dumps(row), flush=True)
+        if torch_python and name in TORCHVISION_MODELS:
+            rows.append(_torchvision_row(torch_python, short, max_size, folder, warmup, runs,
+                                         result["ours"]["seconds"]))
+            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 

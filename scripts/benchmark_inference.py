@@ -7,7 +7,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
-from gluon_maskrcnn.benchmark import run_inference_benchmark  # noqa: E402
+from gluon_maskrcnn.benchmark import add_torchvision_arguments, run_inference_benchmark, torch_python  # noqa: E402
 
 
 def main():
@@ -18,9 +18,11 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=["gluoncv", "gluoncv100", "ours"])
+    add_torchvision_arguments(parser)
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
-    run_inference_benchmark(args.models, sizes, args.warmup, args.runs, args.variants)
+    run_inference_benchmark(args.models, sizes, args.warmup, args.runs, args.variants,
+                            torch_python=torch_python(args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""The benchmarks' torchvision plumbing: which Python runs torchvision, and what it is asked."""
+import argparse
+import json
+import os
+import stat
+
+from gluon_maskrcnn import benchmark
+
+
+def _fake_python(tmp_path, body):
+    """An executable standing in for a Python: a shell script with ``body``."""
+    path = tmp_path / "python"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def _args(*argv):
+    parser = argparse.ArgumentParser()
+    benchmark.add_torchvision_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_no_torchvision_flag_skips_the_probe(tmp_path):
+    python = _fake_python(tmp_path, "exit 0")
+    assert benchmark.torch_python(_args("--torch-python", python, "--no-torchvision")) is None
+    assert benchmark.torch_python(_args("--torch-python", python)) == python
+
+
+def test_a_python_without_torchvision_is_reported_and_skipped(tmp_path, capsys):
+    python = _fake_python(tmp_path, "echo \"ModuleNotFoundError: No module named 'torchvision'\" >&2; exit 1")
+    assert benchmark.torch_python(_args("--torch-python", python)) is None
+    out = capsys.readouterr().out
+    assert "torchvision: not measured" in out and "No module named 'torchvision'" in out and python in out
+
+
+def test_environment_variable_names_the_python(tmp_path, monkeypatch):
+    python = _fake_python(tmp_path, "exit 0")
+    monkeypatch.setenv("GLUON_MASKRCNN_TORCH_PYTHON", python)
+    assert benchmark.torch_python(_args()) == python
+
+
+def test_run_torchvision_passes_mode_output_and_arguments(tmp_path):
+    # the stand-in records its command line and writes a result where the worker would
+    python = _fake_python(tmp_path, 'echo "$@" > %s/argv; echo \'{"seconds": 1.5}\' > "$3"' % tmp_path)
+    result = benchmark.run_torchvision(python, "infer", [800, 1216, 2, 3], str(tmp_path), "800x1216")
+    assert result == {"seconds": 1.5}
+    worker, mode, out, *rest = (tmp_path / "argv").read_text().split()
+    assert os.path.basename(worker) == "torchvision_worker.py" and os.path.exists(worker)
+    assert mode == "infer" and out == str(tmp_path / "torchvision-infer-800x1216.json")
+    assert rest == ["800", "1216", "2", "3"]
+    assert json.loads((tmp_path / "torchvision-infer-800x1216.json").read_text()) == result
