@@ -15,7 +15,7 @@ import os
 import cv2
 import numpy as np
 
-__all__ = ["write_synthetic_coco", "CATEGORIES", "main"]
+__all__ = ["write_synthetic_coco", "ensure_synthetic_coco", "CATEGORIES", "main"]
 
 CATEGORIES = [{"id": 1, "name": "circle"}, {"id": 3, "name": "rectangle"},
               {"id": 5, "name": "triangle"}, {"id": 7, "name": "ring"}]
@@ -119,11 +119,44 @@ def write_split(root, split, num_images, height, width, seed, max_objects=4):
     return path
 
 
+SPEC_FILE = "synthetic_spec.json"
+
+
 def write_synthetic_coco(root, num_train=64, num_val=16, height=256, width=320, seed=0,
                          max_objects=4):
-    """Write the train and val splits under ``root``; returns their JSON paths."""
-    return (write_split(root, "train", num_train, height, width, seed, max_objects),
-            write_split(root, "val", num_val, height, width, seed + 1, max_objects))
+    """Write the train and val splits under ``root``, and ``root/synthetic_spec.json`` with the
+    arguments that made them; returns the splits' JSON paths."""
+    spec = dict(num_train=num_train, num_val=num_val, height=height, width=width, seed=seed,
+                max_objects=max_objects)
+    spec_path = os.path.join(root, SPEC_FILE)
+    if os.path.exists(spec_path):
+        os.remove(spec_path)  # a crash half-way leaves no spec, so the next call writes again
+    paths = (write_split(root, "train", num_train, height, width, seed, max_objects),
+             write_split(root, "val", num_val, height, width, seed + 1, max_objects))
+    with open(spec_path + ".tmp", "w") as f:
+        json.dump(spec, f)
+    os.replace(spec_path + ".tmp", spec_path)
+    return paths
+
+
+def ensure_synthetic_coco(root, num_train, num_val, **kwargs):
+    """Write the synthetic dataset under ``root`` unless the one there was made with exactly these
+    arguments; returns True if it wrote. Images of a previous, larger dataset are removed."""
+    spec = dict(num_train=num_train, num_val=num_val, height=256, width=320, seed=0, max_objects=4)
+    spec.update(kwargs)
+    try:
+        with open(os.path.join(root, SPEC_FILE)) as f:
+            if json.load(f) == spec:
+                return False
+    except (OSError, ValueError):
+        pass
+    for split in ("train", "val"):
+        folder = os.path.join(root, split)
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            if name.endswith(".jpg"):
+                os.remove(os.path.join(folder, name))
+    write_synthetic_coco(root, **spec)
+    return True
 
 
 def main(argv=None):

@@ -1,11 +1,14 @@
 """Command-line arguments of ``scripts/train_mask_rcnn.py`` (GluonCV's flags plus ours)."""
 import argparse
+import logging
 import os
 
 from .checkpoint import checkpoint_args
 
 __all__ = ["build_parser", "prepare_dataset", "training_args", "SYNTHETIC_DEFAULTS", "COCO_DEFAULTS",
            "TINY_DEFAULTS"]
+
+logger = logging.getLogger(__name__)
 
 # Flags left unset take these values. The synthetic set trains a small FPN R18 from scratch on
 # CPU (offline: no ImageNet weights) in minutes; the COCO set is GluonCV's schedule.
@@ -102,6 +105,7 @@ def prepare_dataset(args):
         defaults.update(TINY_DEFAULTS if args.dataset == "synthetic" else
                         {k: v for k, v in TINY_DEFAULTS.items() if k not in _SYNTHETIC_ONLY})
     defaults.update(_checkpoint_architecture(args.pretrained))
+    managed_root = args.dataset_root is None  # the synthetic set at the default root is ours to rewrite
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -110,14 +114,28 @@ def prepare_dataset(args):
     if args.pretrained in ("True", "true", "1"):
         args.pretrained = True
     if args.dataset == "synthetic":
-        marker = os.path.join(args.dataset_root, "annotations", "instances_%s.json" % args.val_split)
-        if not os.path.exists(marker):
-            from ..data.synthetic import write_synthetic_coco
-
-            write_synthetic_coco(args.dataset_root, args.synthetic_train, args.synthetic_val)
+        _ensure_synthetic(args, managed_root)
     if args.batch_size is None:
         args.batch_size = max(1, len([g for g in args.gpus.split(",") if g.strip()]) or args.cpu_contexts)
     return args
+
+
+def _ensure_synthetic(args, managed_root):
+    """Write the synthetic dataset: if missing, and at the default root also if it was made with
+    other sizes (a folder given with --dataset-root is only ever written when it is empty)."""
+    from ..data.synthetic import ensure_synthetic_coco, write_synthetic_coco
+
+    marker = os.path.join(args.dataset_root, "annotations", "instances_%s.json" % args.val_split)
+    if managed_root:
+        wrote = ensure_synthetic_coco(args.dataset_root, args.synthetic_train, args.synthetic_val)
+    elif not os.path.exists(marker):
+        write_synthetic_coco(args.dataset_root, args.synthetic_train, args.synthetic_val)
+        wrote = True
+    else:
+        wrote = False
+    if wrote:
+        logger.info("wrote the synthetic dataset (%d train, %d val images) to %s",
+                    args.synthetic_train, args.synthetic_val, args.dataset_root)
 
 
 def training_args(argv=(), **flags):

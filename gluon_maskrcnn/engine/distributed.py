@@ -3,7 +3,7 @@ dist_sync, dist_device_sync) or Horovod."""
 import mxnet as mx
 from mxnet import gluon
 
-__all__ = ["Distributed"]
+__all__ = ["Distributed", "PerTensorSGD"]
 
 
 class Distributed:
@@ -31,13 +31,17 @@ class Distributed:
         return self.rank == 0
 
     def trainer(self, params, optimizer, optimizer_params):
+        # A list, in the network's order: given a dict, gluon.Trainer sorts by name, and names
+        # carry global counters (dense9 vs dense10), so optimizer states saved by one network
+        # instance would land on other parameters of the next one.
+        params = list(params.values()) if hasattr(params, "values") else list(params)
+        optimizer = _optimizer(optimizer, optimizer_params, params)
         if self.horovod:
-            return self._hvd.DistributedTrainer(params, optimizer, optimizer_params)
+            return self._hvd.DistributedTrainer(params, optimizer)
         # gradients go through the kvstore, updates run on every worker: identical updates, and
         # the optimizer state stays local, so checkpoints can save it
         update_on_kvstore = False if self.num_workers > 1 else None
-        return gluon.Trainer(params, optimizer, optimizer_params, kvstore=self.kv,
-                             update_on_kvstore=update_on_kvstore)
+        return gluon.Trainer(params, optimizer, kvstore=self.kv, update_on_kvstore=update_on_kvstore)
 
     def step_scale(self, local_parts):
         """What ``trainer.step`` divides gradients by: Horovod averages over workers itself."""
@@ -51,3 +55,36 @@ class Distributed:
     def close(self):
         if isinstance(self.kv, mx.kvstore.KVStore) and self.num_workers > 1:
             self.kv._barrier()
+
+
+
+class PerTensorSGD(mx.optimizer.SGD):
+    """SGD with momentum that updates each dense tensor with its own ``sgd_mom_update``.
+
+    MXNet's SGD always goes through the fused ``multi_sgd_mom_update``, which on CPU runs about
+    1.8x slower than ``sgd_mom_update`` on the same tensor; the results are bit-identical.
+    """
+
+    def _update_impl(self, indices, weights, grads, states, multi_precision=False):
+        single = not isinstance(indices, (tuple, list))
+        if not single or multi_precision or states is None or weights.stype != "default" \
+                or grads.stype != "default":
+            return super()._update_impl(indices, weights, grads, states, multi_precision)
+        self._update_count(indices)
+        kwargs = dict(lr=self._get_lr(indices), wd=self._get_wd(indices), momentum=self.momentum,
+                      rescale_grad=self.rescale_grad)
+        if self.clip_gradient:
+            kwargs["clip_gradient"] = self.clip_gradient
+        mx.nd.sgd_mom_update(weights, grads, states, out=weights, **kwargs)
+        return None
+
+
+def _optimizer(name, optimizer_params, params):
+    """The optimizer; on CPU, plain SGD with momentum is :class:`PerTensorSGD` (GPUs keep
+    MXNet's fused update)."""
+    contexts = {ctx.device_type for param in params for ctx in param.list_ctx()}
+    if name == "sgd" and contexts == {"cpu"} and optimizer_params.get("momentum"):
+        optimizer = PerTensorSGD(**optimizer_params)
+        optimizer.aggregate_num = 0  # one update call per tensor
+        return optimizer
+    return mx.optimizer.create(name, **optimizer_params)

@@ -12,7 +12,7 @@ from gluon_maskrcnn.data.batchify import TrainBatchify, ValBatchify
 from gluon_maskrcnn.data.coco import COCOInstances, Instances
 from gluon_maskrcnn.data.rpn_targets import RPNTargetGenerator
 from gluon_maskrcnn.data.samplers import AspectRatioBatchSampler
-from gluon_maskrcnn.data.synthetic import write_synthetic_coco
+from gluon_maskrcnn.data.synthetic import ensure_synthetic_coco, write_synthetic_coco
 from gluon_maskrcnn.data.transforms import TrainTransform, rasterize, resize_scale
 from gluon_maskrcnn.model_zoo import PRESETS
 from gluon_maskrcnn.viz import draw_instances, save_png
@@ -112,6 +112,18 @@ def test_synthetic_is_valid_coco_and_reproducible(synthetic, tmp_path):
         a = json.load(open(os.path.join(synthetic, "annotations", "instances_%s.json" % split)))
         b = json.load(open(os.path.join(again, "annotations", "instances_%s.json" % split)))
         assert a == b
+
+
+def test_synthetic_dataset_is_rewritten_when_its_size_changes(tmp_path):
+    root = str(tmp_path / "synthetic")
+    small = dict(height=64, width=80, seed=2)
+    assert ensure_synthetic_coco(root, 5, 2, **small)
+    assert not ensure_synthetic_coco(root, 5, 2, **small)  # same arguments: kept as it is
+    assert ensure_synthetic_coco(root, 3, 1, **small)  # another size: written again
+    assert len(os.listdir(os.path.join(root, "train"))) == 3  # no images left from the larger set
+    assert len(COCO(os.path.join(root, "annotations", "instances_val.json")).getImgIds()) == 1
+    os.remove(os.path.join(root, "synthetic_spec.json"))  # a set of unknown origin is rewritten
+    assert ensure_synthetic_coco(root, 3, 1, **small)
 
 
 def test_dataloader_with_two_workers_streams_a_split(synthetic):
