@@ -3,13 +3,13 @@ measurement so that each peak RSS is its own. Used by ``scripts/benchmark_infere
 """
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
+
+from .torchvision_worker import median_seconds, peak_rss_gb
 
 __all__ = ["run_inference_benchmark", "add_torchvision_arguments", "torch_python", "run_torchvision"]
 
@@ -20,26 +20,6 @@ _TORCHVISION_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "
 # GluonCV FPN R50 with 100 masks does ~790 GFLOP at 800x1216; this CPU's fp32 GEMM peaks at
 # ~185 GFLOP/s on 2 threads (figures from the project's issue, measured on this machine).
 FLOOR_SECONDS = {("mask_rcnn_fpn_resnet50_v1b_coco", (800, 1216)): 790 / 185}
-
-
-def _peak_rss_gb():
-    """This process's peak resident set (VmHWM), in GB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024 ** 2
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-
-
-def _timed(fn, warmup, runs):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _worker(kind, name, height, width, params, out, warmup, runs):
@@ -74,9 +54,9 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
         mx.nd.waitall()
         return outputs
 
-    seconds = _timed(run, warmup, runs)
+    seconds = median_seconds(run, warmup, runs)
     ids, scores, boxes, masks = (o[0].asnumpy() for o in run())
-    np.savez(out, seconds=seconds, rss=_peak_rss_gb(), ids=ids, scores=scores, boxes=boxes, masks=masks)
+    np.savez(out, seconds=seconds, rss=peak_rss_gb(), ids=ids, scores=scores, boxes=boxes, masks=masks)
 
 
 def _spawn(kind, name, size, params, folder, warmup, runs):

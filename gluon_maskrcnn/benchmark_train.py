@@ -106,12 +106,12 @@ def _gluoncv_step(name, params, short, max_size):
 
 
 def _worker(kind, name, params, short, max_size, out, warmup, runs):
-    from .benchmark import _peak_rss_gb, _timed
+    from .torchvision_worker import median_seconds, peak_rss_gb
 
     step = (_ours_step if kind == "ours" else _gluoncv_step)(name, params, short, max_size)
-    seconds = _timed(step, warmup, runs)
+    seconds = median_seconds(step, warmup, runs)
     with open(out, "w") as f:
-        json.dump(dict(seconds=seconds, rss=_peak_rss_gb(), loss=float(step())), f)
+        json.dump(dict(seconds=seconds, rss=peak_rss_gb(), loss=float(step())), f)
 
 
 def _torchvision_row(python, short, max_size, folder, warmup, runs, ours_seconds):

@@ -6,29 +6,27 @@ benchmarks take ``--torch-python``), and imports neither MXNet nor ``gluon_maskr
     python gluon_maskrcnn/torchvision_worker.py infer out.json 800 1216 2 3
     python gluon_maskrcnn/torchvision_worker.py train out.json sample.npz 2 3
 
-It writes ``{"seconds": median, "rss": peak GB, ...}`` to the JSON file.
+It writes ``{"seconds": median, "rss": peak GB, ...}`` to the JSON file. Its timing helpers,
+which need nothing but the standard library, serve the MXNet benchmarks too.
 """
 import json
 import os
+import resource
 import sys
 import time
 
-import torch
-import torchvision
-from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-from torchvision.ops import FrozenBatchNorm2d
 
-
-def _peak_rss_gb():
+def peak_rss_gb():
+    """This process's peak resident set (VmHWM), in GB."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024 ** 2
-    return float("nan")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
-def _median_seconds(fn, warmup, runs):
+def median_seconds(fn, warmup, runs):
+    """Median wall time of ``runs`` calls of ``fn`` after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -43,6 +41,12 @@ def build_model(short, max_size, trainable_layers):
     """maskrcnn_resnet50_fpn as torchvision trains it from ImageNet weights: frozen BN, the last
     ``trainable_layers`` stages trainable; random weights. No score threshold, so inference always
     computes 100 masks, as ours and GluonCV's do with random weights."""
+    import torch
+    import torchvision
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.ops import FrozenBatchNorm2d
+
     torch.manual_seed(0)
     resnet = torchvision.models.resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
     backbone = _resnet_fpn_extractor(resnet, trainable_layers)
@@ -51,6 +55,8 @@ def build_model(short, max_size, trainable_layers):
 
 
 def time_inference(height, width, warmup, runs):
+    import torch
+
     net = build_model(height, max(height, width), trainable_layers=3).eval()
     image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(7))
 
@@ -58,13 +64,14 @@ def time_inference(height, width, warmup, runs):
         with torch.no_grad():
             return net([image])[0]
 
-    seconds = _median_seconds(run, warmup, runs)
-    return dict(seconds=seconds, rss=_peak_rss_gb(), detections=int(run()["masks"].shape[0]))
+    seconds = median_seconds(run, warmup, runs)
+    return dict(seconds=seconds, rss=peak_rss_gb(), detections=int(run()["masks"].shape[0]))
 
 
 def time_training(sample_path, warmup, runs):
     """One SGD step on one image whose boxes, labels and masks the parent wrote (.npz)."""
     import numpy as np
+    import torch
 
     sample = np.load(sample_path)
     image = torch.from_numpy(sample["image"]).float()  # (3, H, W), already resized
@@ -82,11 +89,14 @@ def time_training(sample_path, warmup, runs):
         sum(losses.values()).backward()
         optimizer.step()
 
-    seconds = _median_seconds(step, warmup, runs)
-    return dict(seconds=seconds, rss=_peak_rss_gb(), loss=float(sum(losses.values())))
+    seconds = median_seconds(step, warmup, runs)
+    return dict(seconds=seconds, rss=peak_rss_gb(), loss=float(sum(losses.values())))
 
 
 def main(argv):
+    import torch
+    import torchvision
+
     threads = int(os.environ.get("OMP_NUM_THREADS", "0"))
     if threads:
         torch.set_num_threads(threads)
