@@ -31,10 +31,11 @@ class Distributed:
         return self.rank == 0
 
     def trainer(self, params, optimizer, optimizer_params):
-        # A list, in the network's order: given a dict, gluon.Trainer sorts by name, and names
-        # carry global counters (dense9 vs dense10), so optimizer states saved by one network
-        # instance would land on other parameters of the next one.
-        params = list(params.values()) if hasattr(params, "values") else list(params)
+        # Keyed by position, so in the network's order: gluon.Trainer (and Horovod's) sort a dict
+        # by key, and parameter names carry global counters (dense9 vs dense10), so optimizer
+        # states saved by one network instance would land on other parameters of the next one.
+        ordered = list(params.values()) if hasattr(params, "values") else list(params)
+        params = {"%06d" % i: param for i, param in enumerate(ordered)}
         optimizer = _optimizer(optimizer, optimizer_params, params)
         if self.horovod:
             return self._hvd.DistributedTrainer(params, optimizer)
@@ -82,7 +83,7 @@ class PerTensorSGD(mx.optimizer.SGD):
 def _optimizer(name, optimizer_params, params):
     """The optimizer; on CPU, plain SGD with momentum is :class:`PerTensorSGD` (GPUs keep
     MXNet's fused update)."""
-    contexts = {ctx.device_type for param in params for ctx in param.list_ctx()}
+    contexts = {ctx.device_type for param in params.values() for ctx in param.list_ctx()}
     if name == "sgd" and contexts == {"cpu"} and optimizer_params.get("momentum"):
         optimizer = PerTensorSGD(**optimizer_params)
         optimizer.aggregate_num = 0  # one update call per tensor

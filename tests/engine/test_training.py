@@ -73,7 +73,6 @@ def test_per_tensor_sgd_equals_mxnet_sgd_bit_for_bit():
     assert not np.array_equal(ours[0], np.arange(12).reshape((3, 4)) / 7)  # it did update
     cpu_params = gluon.nn.Dense(2, in_units=2).collect_params()
     cpu_params.initialize(ctx=mx.cpu())
-    cpu_params = list(cpu_params.values())
     assert isinstance(_optimizer("sgd", {"momentum": 0.9}, cpu_params), PerTensorSGD)
     assert type(_optimizer("sgd", {"momentum": 0.0}, cpu_params)) is mx.optimizer.SGD
 
