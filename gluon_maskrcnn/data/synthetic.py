@@ -9,6 +9,7 @@ not contiguous (1, 3, 5, 7), as in COCO.
 Command line: ``python -m gluon_maskrcnn.data.synthetic --root data/synthetic``.
 """
 import argparse
+import inspect
 import json
 import os
 
@@ -142,8 +143,9 @@ def write_synthetic_coco(root, num_train=64, num_val=16, height=256, width=320, 
 def ensure_synthetic_coco(root, num_train, num_val, **kwargs):
     """Write the synthetic dataset under ``root`` unless the one there was made with exactly these
     arguments; returns True if it wrote. Images of a previous, larger dataset are removed."""
-    spec = dict(num_train=num_train, num_val=num_val, height=256, width=320, seed=0, max_objects=4)
-    spec.update(kwargs)
+    arguments = inspect.signature(write_synthetic_coco).bind(root, num_train, num_val, **kwargs)
+    arguments.apply_defaults()  # the spec write_synthetic_coco would record
+    spec = {name: value for name, value in arguments.arguments.items() if name != "root"}
     try:
         with open(os.path.join(root, SPEC_FILE)) as f:
             if json.load(f) == spec:

@@ -183,8 +183,11 @@ class RPN(gluon.HybridBlock):
         Returns ``(scores, rois, raw_scores (B, S, 1), raw_deltas (B, S, 4), anchors)``: the
         proposals are those of :meth:`hybrid_forward` (the dense head runs on
         gradient-stopped features and weights, so no backward pass is built for it), and the
-        raw outputs come from :meth:`sampled_outputs`. Same loss, same gradients: the RPN loss
-        has zero gradient at the anchors it does not sample. ``ctx``: device of the
+        raw outputs are the head evaluated on the gathered 3x3 patches of the sampled anchors
+        (``anchor_ids`` (B, S) in :meth:`hybrid_forward`'s anchor order, -1 padding), so the
+        backward pass costs S patches instead of a full convolution backward at every level.
+        Same loss, same gradients: the RPN loss has zero gradient at the anchors it does not
+        sample. ``ctx``: device of the
         parameters when ``F`` is ``mx.nd``.
         """
         head = self._head
@@ -201,19 +204,6 @@ class RPN(gluon.HybridBlock):
                                                head.conv1[0]._channels, *weights)
         anchors = F.concat(*[lv[0] for lv in levels], dim=1)
         return scores, rois, raw_scores, raw_deltas, anchors
-
-    def sampled_outputs(self, F, feats, anchor_ids, ctx=None):
-        """The head's raw outputs at the sampled anchors only: (B, S, 1) and (B, S, 4).
-
-        ``anchor_ids`` (B, S) index the anchors of all levels in :meth:`hybrid_forward`'s
-        order; -1 marks padding (its rows are finite and meaningless). Equal to the dense
-        outputs at those anchors, but computed on gathered 3x3 patches, so the backward pass
-        costs S patches instead of a full convolution backward at every level.
-        """
-        head = self._head
-        weights = _head_params(F, head, ctx, feats[-1])
-        return _sampled_head(F, list(feats), anchor_ids, head.score._channels,
-                             head.conv1[0]._channels, *weights)
 
 
 def _dense_head(F, feat, channels, num_anchors, conv_w, conv_b, score_w, score_b, loc_w, loc_b):

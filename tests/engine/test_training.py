@@ -61,12 +61,19 @@ def _one_sgd_step(optimizer, steps=1):
     return net.weight.data().asnumpy(), net.bias.data().asnumpy()
 
 
-def test_per_tensor_sgd_equals_mxnet_sgd_bit_for_bit():
+def test_per_tensor_sgd_equals_mxnet_sgd_bit_for_bit(monkeypatch):
     from mxnet import gluon
 
+    from gluon_maskrcnn.engine import distributed
     from gluon_maskrcnn.engine.distributed import PerTensorSGD, _optimizer
 
+    calls = []
+    per_tensor_update = mx.nd.sgd_mom_update
+    monkeypatch.setattr(distributed.mx.nd, "sgd_mom_update",
+                        lambda *a, **kw: calls.append(a[0].shape) or per_tensor_update(*a, **kw))
     ours = _one_sgd_step(PerTensorSGD(learning_rate=0.1, momentum=0.9, wd=1e-4), steps=3)
+    assert sorted(calls) == sorted([(3,), (3, 4)] * 3)  # one call per tensor and step, no fused path
+    monkeypatch.undo()
     mxnet_sgd = _one_sgd_step("sgd", steps=3)
     for a, b in zip(ours, mxnet_sgd):
         np.testing.assert_array_equal(a, b)
