@@ -1,6 +1,7 @@
 """Load a model for evaluation or demo: a zoo name, optionally with a checkpoint or .params."""
 from ..model_zoo import get_model
 from .checkpoint import checkpoint_args
+from .cli import ARCHITECTURE_KEYS
 
 __all__ = ["load_model", "model_name"]
 
@@ -15,8 +16,7 @@ def load_model(model, params=None, ctx=None, **overrides):
     names the network and classes. ``params``: a .params file for a zoo name (or True)."""
     args = checkpoint_args(model)
     if args is not None:
-        for key in ("short", "max_size", "rpn_channels", "rpn_test_pre_nms", "rpn_test_post_nms", "max_dets",
-                    "norm"):
+        for key in ARCHITECTURE_KEYS + ("rpn_test_pre_nms", "rpn_test_post_nms", "max_dets", "norm"):
             if args.get(key) is not None:
                 overrides.setdefault(key, args[key])
         from ..data.coco import COCOInstances

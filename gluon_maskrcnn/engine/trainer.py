@@ -18,6 +18,7 @@ from ..data.transforms import TrainTransform
 from ..model_zoo import PRESETS, get_model
 from ..modeling.losses import LOSS_NAMES, MaskRCNNLoss
 from .checkpoint import checkpoint_args, load_checkpoint, save_checkpoint
+from .cli import MODEL_SIZE_KEYS
 from .distributed import Distributed
 from .evaluation import evaluate, format_metrics
 from .loading import load_model, model_name
@@ -45,8 +46,7 @@ def contexts(args):
 def build_network(args, classes, per_device_batch, ctx):
     """The network for ``args`` with the data's classes; everything trainable gets a gradient."""
     overrides = dict(per_device_batch_size=per_device_batch)
-    for key in ("short", "max_size", "rpn_channels", "num_sample", "rpn_train_pre_nms",
-                "rpn_train_post_nms", "rpn_test_pre_nms", "rpn_test_post_nms", "max_dets", "norm"):
+    for key in MODEL_SIZE_KEYS + ("norm",):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value

@@ -23,8 +23,8 @@ def build_mask_rcnn(cfg, classes, pretrained_base=False, root=None):
     norm_layer = None if cfg.get("norm", "frozen") == "frozen" else mx.gluon.nn.BatchNorm
     resnet = build_resnet(cfg["backbone"], pretrained_base, norm_layer=norm_layer, root=root)
     if cfg["fpn"]:
-        features, top_features = ResNetFPN(resnet), None
-        box_features = fpn_box_head(avg_pool=cfg.get("box_head_avg_pool", False))
+        features, top_features = ResNetFPN(resnet, channels=cfg["fpn_channels"]), None
+        box_features = fpn_box_head(cfg["box_hidden"], avg_pool=cfg.get("box_head_avg_pool", False))
         pooled_strides = cfg["strides"][:-1]  # P6 only feeds the RPN
     else:
         (features, top_features), box_features = c4_backbone(resnet), None

@@ -8,7 +8,7 @@ _COMMON = dict(
     max_dets=100, rpn_channels=1024, anchor_ratios=(0.5, 1, 2), rpn_nms_thresh=0.7,
     rpn_train_pre_nms=12000, rpn_train_post_nms=2000, rpn_test_pre_nms=6000,
     rpn_test_post_nms=1000, rpn_min_size=1, pos_iou_thresh=0.5, pos_ratio=0.25, max_num_gt=300,
-    mask_channels=256, per_device_batch_size=1, train_patterns=TRAIN_PATTERNS,
+    mask_channels=256, fpn_channels=256, box_hidden=1024, per_device_batch_size=1, train_patterns=TRAIN_PATTERNS,
     norm="frozen",  # "frozen": BatchNorm with fixed statistics, as GluonCV; "bn": trainable BatchNorm
 )
 

@@ -232,3 +232,21 @@ def test_hybridized_training_evaluates_between_epochs(tiny_root, tmp_path):
     evals = [r for r in map(json.loads, open(prefix + "_metrics.jsonl")) if r["kind"] == "eval"]
     assert [r["epoch"] for r in evals] == [1, 2] and state["iteration"] == 8
     assert os.path.exists(prefix + "_predictions.png")
+
+
+def test_narrow_model_checkpoint_loads_back_with_its_widths(tiny_root, tmp_path):
+    """--fpn-channels, --box-hidden and --mask-channels shape the network, and a checkpoint
+    restores them: load_model rebuilds the same network and it predicts the same."""
+    from gluon_maskrcnn.engine.loading import load_model
+
+    prefix = str(tmp_path / "narrow" / "run")
+    state = fit(make_args(tiny_root, prefix, "--epochs", "1", "--lr", "0.01", "--fpn-channels", "32",
+                          "--box-hidden", "48", "--mask-channels", "16"))
+    shapes = {k: p.shape for k, p in state["net"]._collect_params_with_prefix().items()}
+    assert shapes["features.P2_conv1_weight"] == (32, 32, 3, 3)  # FPN output conv: 32 in, 32 out
+    assert shapes["box_features.0.weight"] == (48, 32 * 7 * 7)  # fc6 on 7x7 ROIs of 32 channels
+    assert shapes["mask.mask.weight"][1] == 16  # the 1x1 mask predictor reads 16 channels
+    loaded = load_model(prefix + "-last")
+    image = mx.nd.random.uniform(-1, 1, shape=(1, 3, 96, 128))
+    for got, want in zip(loaded(image), state["net"](image)):
+        np.testing.assert_allclose(got.asnumpy(), want.asnumpy(), rtol=1e-5, atol=1e-5)

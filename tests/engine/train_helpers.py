@@ -5,7 +5,8 @@ SMALL = ["--network", "resnet18_v1b", "--use-fpn", "--gpus", "", "--no-pretraine
          "--short", "96", "--max-size", "128", "--rpn-channels", "64", "--num-sample", "64",
          "--rpn-train-pre-nms", "500", "--rpn-train-post-nms", "128", "--rpn-test-pre-nms", "300",
          "--rpn-test-post-nms", "64", "--max-dets", "20", "--num-workers", "0", "--lr-warmup", "5",
-         "--val-interval", "0", "--quiet", "--dataset", "synthetic", "--log-interval", "1"]
+         "--val-interval", "0", "--quiet", "--dataset", "synthetic", "--log-interval", "1", "--no-hybridize",
+         "--batch-size", "1"]
 
 
 def make_args(root, prefix, *extra):
