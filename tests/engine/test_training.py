@@ -250,3 +250,16 @@ def test_narrow_model_checkpoint_loads_back_with_its_widths(tiny_root, tmp_path)
     image = mx.nd.random.uniform(-1, 1, shape=(1, 3, 96, 128))
     for got, want in zip(loaded(image), state["net"](image)):
         np.testing.assert_allclose(got.asnumpy(), want.asnumpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_default_batch_is_the_presets_images_per_device_times_the_devices(tiny_root):
+    from gluon_maskrcnn.engine.cli import build_parser, prepare_dataset
+
+    def batch(*flags):
+        return prepare_dataset(build_parser().parse_args(["--dataset-root", tiny_root, *flags])).batch_size
+
+    assert batch("--dataset", "synthetic", "--gpus", "") == 2
+    assert batch("--dataset", "synthetic", "--gpus", "", "--cpu-contexts", "2") == 4
+    assert batch("--dataset", "synthetic", "--gpus", "", "--tiny") == 1
+    assert batch("--dataset", "coco", "--gpus", "0,1") == 2
+    assert batch("--dataset", "synthetic", "--gpus", "", "--batch-size", "3") == 3
