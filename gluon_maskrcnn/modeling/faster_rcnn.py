@@ -161,7 +161,9 @@ class FasterRCNN(gluon.HybridBlock):
         """(top features for the mask head, flat box features (K, D))."""
         top = self.top_features(pooled) if self.top_features is not None else pooled
         if self.box_features is None:
-            return top, F.flatten(F.contrib.AdaptiveAvgPooling2D(top, output_size=1))
+            # global pooling stays in oneDNN's layout (AdaptiveAvgPooling2D reorders first)
+            pooled = F.Pooling(top, global_pool=True, pool_type="avg", kernel=(1, 1))
+            return top, F.flatten(pooled)
         return top, self.box_features(top)
 
     def _features(self, x):
@@ -260,6 +262,8 @@ class FasterRCNN(gluon.HybridBlock):
 
 def _first_per_image(flat, batch, count):
     """Rows of the first ``count`` ROIs of each image: (B*S, ...) -> (B*count, ...)."""
+    if batch == 1:  # slice has a oneDNN kernel; reshape and slice_axis copy oneDNN arrays
+        return flat.slice(begin=(0,), end=(count,))
     per_image = flat.reshape((-4, batch, -1, -2))  # (B*S, ...) -> (B, S, ...)
     return per_image.slice_axis(axis=1, begin=0, end=count).reshape((-3, -2))  # (B, P, ...) -> (B*P, ...)
 

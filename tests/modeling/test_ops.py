@@ -44,9 +44,10 @@ def _pool(fast, rois, feats, grad=None):
     return out.asnumpy(), [f.grad.asnumpy().copy() for f in feats]
 
 
-def test_multi_roi_align_equals_contrib_forward_exactly_and_backward(rng):
-    feats, rois = _pyramid(rng), _rois(rng)
-    grad = nd.array(rng.randn(len(rois), 3, 5, 5))
+@pytest.mark.parametrize("channels", [3, 37])  # 37: two threads' channel shares, one partial
+def test_multi_roi_align_equals_contrib_forward_exactly_and_backward(rng, channels):
+    feats, rois = _pyramid(rng, channels=channels), _rois(rng)
+    grad = nd.array(rng.randn(len(rois), channels, 5, 5))
     out, grads = _pool(True, rois, feats, grad)
     ref_out, ref_grads = _pool(False, rois, feats, grad)
     skipped = rois.asnumpy()[:, 0] < 0
