@@ -1,10 +1,16 @@
 """Training-step benchmark against GluonCV: one image, same weights, each in its own process.
-Used by ``scripts/benchmark_train.py``."""
+Used by ``scripts/benchmark_train.py``.
+
+The two processes stay alive side by side and take turns, one step each (the order flips every
+round), so that both see the same state of a machine whose speed drifts by tens of percent
+over minutes; the idle one waits on its pipe.
+"""
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import mxnet as mx
 import numpy as np
@@ -105,13 +111,81 @@ def _gluoncv_step(name, params, short, max_size):
     return step
 
 
-def _worker(kind, name, params, short, max_size, out, warmup, runs):
-    from .torchvision_worker import median_seconds, peak_rss_gb
+_TAG = "@@bench "  # marks protocol lines among whatever else a worker prints
 
-    step = (_ours_step if kind == "ours" else _gluoncv_step)(name, params, short, max_size)
-    seconds = median_seconds(step, warmup, runs)
-    with open(out, "w") as f:
-        json.dump(dict(seconds=seconds, rss=peak_rss_gb(), loss=float(step())), f)
+
+def serve(step):
+    """Worker loop on stdin/stdout: say ready, answer each ``step`` line with the seconds and
+    the loss of one ``step()``, and anything else with the peak RSS, and return."""
+    from .torchvision_worker import peak_rss_gb
+
+    _send(dict(ready=True))
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        start = time.perf_counter()
+        loss = step()
+        _send(dict(seconds=time.perf_counter() - start, loss=float(loss)))
+    _send(dict(rss=peak_rss_gb()))
+
+
+def _send(message):
+    sys.stdout.write(_TAG + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+class StepServer:
+    """One implementation's training step in its own process; ``step()`` runs one, returns seconds."""
+
+    def __init__(self, kind, name, params, short, max_size):
+        self.kind = kind
+        self.loss = None
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "gluon_maskrcnn.benchmark_train", kind, name, params, str(short),
+             str(max_size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._reply()
+
+    def _reply(self):
+        for line in self._proc.stdout:
+            if line.startswith(_TAG):
+                return json.loads(line[len(_TAG):])
+        raise RuntimeError("the %s benchmark worker exited with code %s" % (self.kind, self._proc.wait()))
+
+    def _request(self, word):
+        self._proc.stdin.write(word + "\n")
+        self._proc.stdin.flush()
+        return self._reply()
+
+    def step(self):
+        reply = self._request("step")
+        self.loss = reply["loss"]
+        return reply["seconds"]
+
+    def close(self):
+        """Stop the worker; its peak RSS in GB."""
+        rss = self._request("done")["rss"]
+        self._proc.wait()
+        return rss
+
+
+def interleaved_seconds(steps, warmup, runs):
+    """Seconds per call of each of ``steps`` ({name: callable returning seconds}), in turns.
+
+    Every round calls each once, in the given order on even rounds and reversed on odd ones;
+    the first ``warmup`` rounds are not kept. Returns {name: [seconds of each kept round]}.
+    """
+    names = list(steps)
+    times = {name: [] for name in names}
+    for round_ in range(warmup + runs):
+        for name in (names if round_ % 2 == 0 else names[::-1]):
+            seconds = steps[name]()
+            if round_ >= warmup:
+                times[name].append(seconds)
+    return times
+
+
+def _median(values):
+    return sorted(values)[len(values) // 2]
 
 
 def _torchvision_row(python, short, max_size, folder, warmup, runs, ours_seconds):
@@ -128,37 +202,34 @@ def _torchvision_row(python, short, max_size, folder, warmup, runs, ours_seconds
                 version="torch %s, torchvision %s" % (tv["torch"], tv["torchvision"]))
 
 
-def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=3, torch_python=None):
-    """Print and return seconds per iteration, peak RSS and ratios; torchvision's FPN R50 beside
-    ours when ``torch_python`` (a Python with torchvision) is given."""
+def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=5, torch_python=None):
+    """Print and return seconds per iteration (median of ``runs`` turns), peak RSS and ratios;
+    torchvision's FPN R50 beside ours when ``torch_python`` (a Python with torchvision) is given."""
     from .benchmark import TORCHVISION_MODELS
     from .model_zoo import parity
 
     folder = tempfile.mkdtemp(prefix="trainbench-")
-    print("OMP_NUM_THREADS=%s, one image, warm-up %d, median of %d" % (os.environ.get("OMP_NUM_THREADS"), warmup, runs))
+    print("OMP_NUM_THREADS=%s, one image, warm-up %d, median of %d turns each, GluonCV and ours "
+          "alternating" % (os.environ.get("OMP_NUM_THREADS"), warmup, runs))
     rows = []
     for name in names:
         params = os.path.join(folder, name + ".params")
         parity.gluoncv_model(name, seed=0).save_parameters(params)
-        result = {}
-        for kind in ("gluoncv", "ours"):
-            out = os.path.join(folder, "%s-%s.json" % (kind, name))
-            subprocess.run([sys.executable, "-m", "gluon_maskrcnn.benchmark_train", kind, name, params,
-                            str(short), str(max_size), out, str(warmup), str(runs)], check=True)
-            result[kind] = json.load(open(out))
-        for kind in ("gluoncv", "ours"):
-            row = dict(model=name, impl=kind, seconds_per_iter=result[kind]["seconds"],
-                       peak_rss_gb=result[kind]["rss"],
-                       speedup_of_ours=result[kind]["seconds"] / result["ours"]["seconds"])
+        servers = {kind: StepServer(kind, name, params, short, max_size) for kind in ("gluoncv", "ours")}
+        times = interleaved_seconds({kind: server.step for kind, server in servers.items()}, warmup, runs)
+        ours = _median(times["ours"])
+        for kind, server in servers.items():
+            row = dict(model=name, impl=kind, seconds_per_iter=_median(times[kind]),
+                       peak_rss_gb=server.close(), speedup_of_ours=_median(times[kind]) / ours,
+                       seconds_each_turn=[round(t, 3) for t in times[kind]], last_loss=server.loss)
             rows.append(row)
             print(json.dumps(row), flush=True)
         if torch_python and name in TORCHVISION_MODELS:
-            rows.append(_torchvision_row(torch_python, short, max_size, folder, warmup, runs,
-                                         result["ours"]["seconds"]))
+            rows.append(_torchvision_row(torch_python, short, max_size, folder, warmup, runs, ours))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
 if __name__ == "__main__":
-    kind, name, params, short, max_size, out, warmup, runs = sys.argv[1:9]
-    _worker(kind, name, params, int(short), int(max_size), out, int(warmup), int(runs))
+    kind, name, params, short, max_size = sys.argv[1:6]
+    serve((_ours_step if kind == "ours" else _gluoncv_step)(name, params, int(short), int(max_size)))

@@ -1,5 +1,7 @@
 """Seconds per training iteration, ours vs GluonCV's own training step, same weights, one image.
 
+The two run in separate processes that take turns step by step, so both see the same machine.
+
     OMP_NUM_THREADS=2 python scripts/benchmark_train.py
 """
 import argparse
@@ -16,9 +18,11 @@ def main():
     p.add_argument("--models", nargs="+", default=["mask_rcnn_fpn_resnet50_v1b_coco", "mask_rcnn_resnet50_v1b_coco"])
     p.add_argument("--short", type=int, default=600)
     p.add_argument("--max-size", type=int, default=1000)
+    p.add_argument("--warmup", type=int, default=2, help="untimed turns of each implementation")
+    p.add_argument("--runs", type=int, default=5, help="timed turns of each; the median is reported")
     add_torchvision_arguments(p)
     args = p.parse_args()
-    run_train_benchmark(args.models, args.short, args.max_size,
+    run_train_benchmark(args.models, args.short, args.max_size, warmup=args.warmup, runs=args.runs,
                         torch_python=torch_python(args))
 
 

@@ -50,3 +50,35 @@ def test_run_torchvision_passes_mode_output_and_arguments(tmp_path):
     assert mode == "infer" and out == str(tmp_path / "torchvision-infer-800x1216.json")
     assert rest == ["800", "1216", "2", "3"]
     assert json.loads((tmp_path / "torchvision-infer-800x1216.json").read_text()) == result
+
+
+def test_interleaved_turns_alternate_order_and_drop_the_warmup():
+    from gluon_maskrcnn.benchmark_train import interleaved_seconds
+
+    calls = []
+
+    def stepper(name):
+        def step():
+            calls.append(name)
+            return float(len(calls))  # "seconds": the call's position
+        return step
+
+    times = interleaved_seconds({"a": stepper("a"), "b": stepper("b")}, warmup=1, runs=3)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert times == {"a": [4.0, 5.0, 8.0], "b": [3.0, 6.0, 7.0]}
+
+
+def test_step_worker_protocol(monkeypatch):
+    import io
+    from gluon_maskrcnn import benchmark_train
+
+    losses = iter([2.5, 1.5])
+    monkeypatch.setattr("sys.stdin", io.StringIO("step\nstep\ndone\n"))
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    benchmark_train.serve(lambda: next(losses))
+    replies = [json.loads(line[len(benchmark_train._TAG):]) for line in out.getvalue().splitlines()]
+    assert replies[0] == {"ready": True}
+    assert [r["loss"] for r in replies[1:3]] == [2.5, 1.5]
+    assert all(r["seconds"] >= 0 for r in replies[1:3])
+    assert set(replies[3]) == {"rss"} and replies[3]["rss"] > 0

@@ -140,8 +140,9 @@ draw_boxes(ax, rois[cls_targets > 0], "lime", 0.8)
 # ------------
 # :class:`~gluon_maskrcnn.modeling.targets.MaskTargetGenerator` ROI-aligns each positive ROI's
 # ground-truth mask to the mask head's output size (28 x 28 in the FPN ResNet-50 and -101
-# presets, 14 x 14 in the others) and puts it in the channel of the ROI's class; the other
-# channels get weight 0, so the mask loss only trains the class the ROI belongs to.
+# presets, 14 x 14 in the others), with weight 1 for the positives. The loss scores each
+# positive's mask on the head's channel of the ROI's own class only, so the mask head only
+# learns the class the ROI belongs to.
 positives = net.sampler.max_pos
 mask_targets, mask_weights = net.mask_target(
     out.rois.slice_axis(axis=1, begin=0, end=positives), gt_masks,
@@ -152,7 +153,7 @@ shown = np.flatnonzero(cls_targets[:positives] > 0)[:8]
 fig, axes = plt.subplots(1, len(shown), figsize=(1.6 * len(shown), 2))
 for ax, index in zip(np.atleast_1d(axes), shown):
     label = int(cls_targets[index]) - 1  # class targets count background as 0
-    ax.imshow(mask_targets[0, index, label].asnumpy(), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(mask_targets[0, index].asnumpy(), cmap="gray", vmin=0, vmax=1)
     ax.set_title(dataset.classes[label], fontsize=8)
     ax.set_xticks([]), ax.set_yticks([])  # keep the frame: an all-white target is a full box
 

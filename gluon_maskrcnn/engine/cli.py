@@ -3,12 +3,17 @@ import argparse
 import logging
 import os
 
+import mxnet as mx
+
 from .checkpoint import checkpoint_args
 
 __all__ = ["build_parser", "prepare_dataset", "training_args", "SYNTHETIC_DEFAULTS", "COCO_DEFAULTS",
-           "TINY_DEFAULTS", "ARCHITECTURE_KEYS", "MODEL_SIZE_KEYS"]
+           "TINY_DEFAULTS", "ARCHITECTURE_KEYS", "MODEL_SIZE_KEYS", "contexts"]
 
 logger = logging.getLogger(__name__)
+
+# flags that come as --X / --no-X (default None: the dataset's preset decides)
+ON_OFF_FLAGS = {"hybridize": "train a hybridized (graph) network; default: on for the synthetic set"}
 
 # Flags left unset take these values. The synthetic set trains a small FPN R18 from scratch on
 # CPU (offline: no ImageNet weights) in about ten minutes: a 128-channel FPN, RPN and mask head
@@ -83,8 +88,8 @@ def build_parser():
     a("--train-all", action="store_true", default=None,
       help="train every parameter (default: the preset's patterns)")
     a("--norm", default=None, choices=["frozen", "bn"], help="frozen BatchNorm (GluonCV) or trainable BatchNorm")
-    a("--hybridize", action=argparse.BooleanOptionalAction, default=None,
-      help="train a hybridized (graph) network; default: on for the synthetic set")
+    for key, text in ON_OFF_FLAGS.items():
+        a("--" + key.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None, help=text)
     a("--static-alloc", action="store_true")
     a("--quiet", action="store_true")
     small = p.add_argument_group("model size overrides (defaults: the zoo preset)")
@@ -130,9 +135,15 @@ def prepare_dataset(args):
     if args.dataset == "synthetic":
         _ensure_synthetic(args, managed_root)
     if args.batch_size is None:
-        devices = max(1, len([g for g in args.gpus.split(",") if g.strip()]) or args.cpu_contexts)
-        args.batch_size = devices * images_per_device
+        args.batch_size = len(contexts(args)) * images_per_device
     return args
+
+
+def contexts(args):
+    """Device list: ``--gpus 0,1`` -> GPUs; ``--gpus ''`` -> CPU, split into ``--cpu-contexts``."""
+    if args.gpus.strip():
+        return [mx.gpu(int(i)) for i in args.gpus.split(",") if i.strip()]
+    return [mx.cpu(i) for i in range(max(1, args.cpu_contexts))]
 
 
 def _ensure_synthetic(args, managed_root):
@@ -167,7 +178,7 @@ def training_args(argv=(), **flags):
     argv, parser = list(argv), build_parser()
     for key, value in flags.items():
         name = key.replace("_", "-")
-        if value is False and "--no-" + name in parser._option_string_actions:
+        if value is False and key in ON_OFF_FLAGS:
             argv.append("--no-" + name)
         if value is None or value is False:
             continue

@@ -18,7 +18,7 @@ from ..data.transforms import TrainTransform
 from ..model_zoo import PRESETS, get_model
 from ..modeling.losses import LOSS_NAMES, MaskRCNNLoss
 from .checkpoint import checkpoint_args, load_checkpoint, save_checkpoint
-from .cli import MODEL_SIZE_KEYS
+from .cli import MODEL_SIZE_KEYS, contexts
 from .distributed import Distributed
 from .evaluation import evaluate, format_metrics
 from .loading import load_model, model_name
@@ -34,13 +34,6 @@ logger = logging.getLogger("gluon_maskrcnn")
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or inf; a checkpoint of the state before the step was saved."""
-
-
-def contexts(args):
-    """Device list: ``--gpus 0,1`` -> GPUs; ``--gpus ''`` -> CPU, split into ``--cpu-contexts``."""
-    if args.gpus.strip():
-        return [mx.gpu(int(i)) for i in args.gpus.split(",") if i.strip()]
-    return [mx.cpu(i) for i in range(max(1, args.cpu_contexts))]
 
 
 def build_network(args, classes, per_device_batch, ctx):

@@ -6,7 +6,8 @@ Each loss is a scalar for the whole (per-device) batch:
 - ``rpn_box``: smooth-L1 (beta 1/9) over positive anchors / number of sampled anchors;
 - ``rcnn_cls``: softmax cross-entropy over the sampled ROIs / number of sampled ROIs;
 - ``rcnn_box``: smooth-L1 (beta 1) over the positives' own-class deltas / number of sampled ROIs;
-- ``mask``: per-pixel sigmoid cross-entropy on the positives' own-class masks / weighted pixels.
+- ``mask``: per-pixel sigmoid cross-entropy on the positives' own-class masks / weighted pixels
+  (the mask head's channel of each positive's class, picked before the loss).
 
 GluonCV computes the same quantities multiplied by the batch size and then divides the
 gradient by it in ``trainer.step(batch_size)``; here the division is already done.
@@ -44,7 +45,9 @@ class MaskRCNNLoss(gluon.HybridBlock):
     ``rpn_cls_targets (B, N)`` (1 object, 0 background, -1 ignored), ``rpn_box_targets (B, N, 4)``,
     ``rpn_box_masks (B, N, 4)``, ``cls_pred (B, S, C+1)``, ``cls_targets (B, S)``,
     ``box_pred (B, P, C, 4)``, ``box_targets``, ``box_masks``, ``mask_pred (B, P, C, M, M)``,
-    ``mask_targets``, ``mask_weights`` (same shape).
+    ``mask_targets (B, P, M, M)`` and ``mask_weights (B, P)`` (those of
+    :class:`~gluon_maskrcnn.modeling.targets.MaskTargetGenerator`). The first P of
+    ``cls_targets`` name the positives' classes, whose channels of ``mask_pred`` are scored.
     """
 
     def __init__(self, rpn_beta=1.0 / 9, rcnn_beta=1.0, **kwargs):
@@ -70,8 +73,12 @@ class MaskRCNNLoss(gluon.HybridBlock):
         box_l1 = _smooth_l1(F, box_pred - box_targets, self._rcnn_beta) * box_masks
         rcnn_box = _safe_div(F, F.sum(box_l1), num_rois)
 
-        mask_bce = _sigmoid_bce(F, mask_pred, mask_targets) * mask_weights
-        mask = _safe_div(F, F.sum(mask_bce), F.sum(mask_weights))
+        pos_cls = F.slice_like(cls_targets, mask_weights, axes=(1,)) - 1  # (B, S) -> (B, P), from 0
+        pixel_cls = F.broadcast_like(pos_cls.reshape((0, 0, 1, 1)), mask_targets)  # (B, P, M, M)
+        own_logits = F.pick(mask_pred, pixel_cls, axis=2, mode="clip")  # (B, P, C, M, M) -> (B, P, M, M)
+        pixel_weights = F.broadcast_like(mask_weights.reshape((0, 0, 1, 1)), mask_targets)  # (B, P, M, M)
+        mask_bce = _sigmoid_bce(F, own_logits, mask_targets) * pixel_weights
+        mask = _safe_div(F, F.sum(mask_bce), F.sum(pixel_weights))
         return rpn_cls, rpn_box, rcnn_cls, rcnn_box, mask
 
     def __call__(self, *args):

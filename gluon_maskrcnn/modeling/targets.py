@@ -112,11 +112,15 @@ class RCNNTargetGenerator(gluon.HybridBlock):
 
 
 class MaskTargetGenerator(gluon.HybridBlock):
-    """Ground-truth masks ROI-aligned to the mask resolution for each positive, per class.
+    """Ground-truth masks ROI-aligned to the mask resolution for each positive ROI.
 
     Forward ``(rois (B, P, 4), gt_masks (B, M, H, W), matches (B, P), cls_targets (B, P))`` ->
-    ``(mask_targets (B, P, C, MS, MS), mask_weights (B, P, C, MS, MS))``: every class channel
-    holds the aligned mask, and the weight is 1 only on the ROI's own class when positive.
+    ``(mask_targets (B, P, MS, MS), mask_weights (B, P))``: the aligned mask of each ROI's
+    matched ground truth, and 1 for the ROIs that are positives (class target > 0), else 0.
+    The target belongs to the ROI's own class only: the loss reads that class's channel of the
+    mask head (GluonCV repeats the target over every class channel, with weight 0 on the
+    others, which costs 80 times the memory and arithmetic for the same loss).
+    ``num_classes`` is kept for GluonCV's signature.
     """
 
     def __init__(self, num_images, num_classes, mask_size, **kwargs):
@@ -132,9 +136,6 @@ class MaskTargetGenerator(gluon.HybridBlock):
             gt_flat = gt_masks.reshape((-3, 0, 0)).expand_dims(1)  # (B, M, H, W) -> (B*M, 1, H, W)
             rois5 = F.concat(mask_ids.reshape((-1, 1)), rois.reshape((-1, 4)), dim=-1)  # (B*P, 5)
             aligned = F.contrib.ROIAlign(gt_flat, rois5, self._mask_size, 1.0, sample_ratio=2)
-            aligned = aligned.reshape((-4, self._num_images, -1, 0, 0, 0))  # (B*P,1,S,S) -> (B,P,1,S,S)
-            targets = F.broadcast_axis(aligned, axis=2, size=self._num_classes)  # (B, P, C, S, S)
-            class_ids = F.arange(1, self._num_classes + 1).reshape((1, 1, -1))  # (1, 1, C)
-            own = F.broadcast_equal(cls_targets.expand_dims(2), class_ids)  # (B, P, C)
-            weights = F.broadcast_like(own.reshape((0, 0, 0, 1, 1)), targets)
+            targets = aligned.reshape((-4, self._num_images, -1, -3, 0))  # (B*P, 1, S, S) -> (B, P, S, S)
+            weights = cls_targets > 0
             return targets, weights
