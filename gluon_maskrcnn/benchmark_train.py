@@ -34,6 +34,7 @@ def _sample(short, max_size, seed=0):
 def _ours_step(name, params, short, max_size):
     from .data.batchify import TrainBatchify
     from .data.rpn_targets import RPNTargetGenerator
+    from .engine.distributed import make_optimizer
     from .engine.step import forward_losses
     from .model_zoo import PRESETS, get_model
     from .modeling.losses import MaskRCNNLoss
@@ -41,7 +42,10 @@ def _ours_step(name, params, short, max_size):
     net = get_model(name, pretrained=params, pretrained_base=False, short=short, max_size=max_size)
     batch = TrainBatchify(RPNTargetGenerator.from_preset(PRESETS[name]), seed=0,
                           sampled_rpn=True)([_sample(short, max_size)])
-    trainer = gluon.Trainer(net.collect_train_params(), "sgd", {"learning_rate": 1e-4, "momentum": 0.9})
+    # the optimizer our trainer uses (on CPU, PerTensorSGD: the same update as MXNet's SGD)
+    train_params = net.collect_train_params()
+    trainer = gluon.Trainer(train_params, make_optimizer("sgd", {"learning_rate": 1e-4, "momentum": 0.9},
+                                                         train_params))
     for p in set(net.collect_params().values()) - set(net.collect_train_params().values()):
         p.grad_req = "null"
     net.hybridize(static_alloc=True)

@@ -3,7 +3,7 @@ dist_sync, dist_device_sync) or Horovod."""
 import mxnet as mx
 from mxnet import gluon
 
-__all__ = ["Distributed", "PerTensorSGD"]
+__all__ = ["Distributed", "PerTensorSGD", "make_optimizer"]
 
 
 class Distributed:
@@ -36,7 +36,7 @@ class Distributed:
         # states saved by one network instance would land on other parameters of the next one.
         ordered = list(params.values()) if hasattr(params, "values") else list(params)
         params = {"%06d" % i: param for i, param in enumerate(ordered)}
-        optimizer = _optimizer(optimizer, optimizer_params, params)
+        optimizer = make_optimizer(optimizer, optimizer_params, params)
         if self.horovod:
             return self._hvd.DistributedTrainer(params, optimizer)
         # gradients go through the kvstore, updates run on every worker: identical updates, and
@@ -83,7 +83,7 @@ class PerTensorSGD(mx.optimizer.SGD):
         return None
 
 
-def _optimizer(name, optimizer_params, params):
+def make_optimizer(name, optimizer_params, params):
     """The optimizer; on CPU, plain SGD with momentum is :class:`PerTensorSGD` (GPUs keep
     MXNet's fused update)."""
     contexts = {ctx.device_type for param in params.values() for ctx in param.list_ctx()}

@@ -210,25 +210,15 @@ GM_VECTOR_CLONES void ScatterRow(float* __restrict row, const float* __restrict 
   for (int64_t c = 0; c < n; ++c) row[c] += grad[c] * w;
 }
 
-// (B, C, HW) -> (B, HW, C)
-void ToChannelsLast(const float* src, int64_t batch, int64_t channels, int64_t plane, float* dst) {
+// (B, R, S) -> (B, S, R): channels-first to channels-last with R = C, S = HW, and back with
+// R = HW, S = C. Each thread writes whole output rows.
+void BatchedTranspose(const float* src, int64_t batch, int64_t rows, int64_t cols, float* dst) {
 #pragma omp parallel for schedule(static)
-  for (int64_t bp = 0; bp < batch * plane; ++bp) {
-    const int64_t b = bp / plane, pos = bp % plane;
-    const float* from = src + b * channels * plane + pos;
-    float* to = dst + bp * channels;
-    for (int64_t c = 0; c < channels; ++c) to[c] = from[c * plane];
-  }
-}
-
-// (B, HW, C) -> (B, C, HW)
-void ToChannelsFirst(const float* src, int64_t batch, int64_t channels, int64_t plane, float* dst) {
-#pragma omp parallel for schedule(static)
-  for (int64_t bc = 0; bc < batch * channels; ++bc) {
-    const int64_t b = bc / channels, c = bc % channels;
-    const float* from = src + b * plane * channels + c;
-    float* to = dst + bc * plane;
-    for (int64_t pos = 0; pos < plane; ++pos) to[pos] = from[pos * channels];
+  for (int64_t bj = 0; bj < batch * cols; ++bj) {
+    const int64_t b = bj / cols, j = bj % cols;
+    const float* from = src + b * rows * cols + j;
+    float* to = dst + bj * rows;
+    for (int64_t i = 0; i < rows; ++i) to[i] = from[i * cols];
   }
 }
 
@@ -272,8 +262,8 @@ MXReturnValue Forward(const std::unordered_map<std::string, std::string>& attrs,
   const std::vector<MXTensor> feats = FeatureTensors(*inputs, 2, p.num_levels);
   LevelBuffers maps(feats, res);
   for (int l = 0; l < p.num_levels; ++l) {
-    ToChannelsLast(static_cast<const float*>(feats[l].data_ptr), maps.batch[l], maps.channels,
-                   maps.plane[l], maps.level(l));
+    BatchedTranspose(static_cast<const float*>(feats[l].data_ptr), maps.batch[l], maps.channels,
+                     maps.plane[l], maps.level(l));
   }
   MXTensor& out = (*outputs)[0];
   const int64_t num_rois = out.shape[0], channels = out.shape[1];
@@ -366,7 +356,8 @@ MXReturnValue Backward(const std::unordered_map<std::string, std::string>& attrs
     if (c0 < c1) ScatterChannels(plans, top, channels, bins, c0, c1, &maps);
   }
   for (int l = 0; l < p.num_levels; ++l) {
-    ToChannelsFirst(maps.level(l), maps.batch[l], channels, maps.plane[l], static_cast<float*>(grads[l].data_ptr));
+    BatchedTranspose(maps.level(l), maps.batch[l], maps.plane[l], channels,
+                     static_cast<float*>(grads[l].data_ptr));
   }
   return MX_SUCCESS;
 }

@@ -65,7 +65,7 @@ def test_per_tensor_sgd_equals_mxnet_sgd_bit_for_bit(monkeypatch):
     from mxnet import gluon
 
     from gluon_maskrcnn.engine import distributed
-    from gluon_maskrcnn.engine.distributed import PerTensorSGD, _optimizer
+    from gluon_maskrcnn.engine.distributed import PerTensorSGD, make_optimizer
 
     calls = []
     per_tensor_update = mx.nd.sgd_mom_update
@@ -80,8 +80,8 @@ def test_per_tensor_sgd_equals_mxnet_sgd_bit_for_bit(monkeypatch):
     assert not np.array_equal(ours[0], np.arange(12).reshape((3, 4)) / 7)  # it did update
     cpu_params = gluon.nn.Dense(2, in_units=2).collect_params()
     cpu_params.initialize(ctx=mx.cpu())
-    assert isinstance(_optimizer("sgd", {"momentum": 0.9}, cpu_params), PerTensorSGD)
-    assert type(_optimizer("sgd", {"momentum": 0.0}, cpu_params)) is mx.optimizer.SGD
+    assert isinstance(make_optimizer("sgd", {"momentum": 0.9}, cpu_params), PerTensorSGD)
+    assert type(make_optimizer("sgd", {"momentum": 0.0}, cpu_params)) is mx.optimizer.SGD
 
 
 def test_optimizer_states_follow_the_network_order_not_the_names(tmp_path):
