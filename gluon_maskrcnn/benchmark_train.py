@@ -119,18 +119,57 @@ _TAG = "@@bench "  # marks protocol lines among whatever else a worker prints
 
 
 def serve(step):
-    """Worker loop on stdin/stdout: say ready, answer each ``step`` line with the seconds and
-    the loss of one ``step()``, and anything else with the peak RSS, and return."""
+    """Worker loop on stdin/stdout: say ready; answer each ``step`` line with the seconds and
+    the loss of one ``step()``, each ``profile`` line with the seconds per operator kind of one
+    profiled ``step()`` (:func:`operator_seconds`), and anything else with the peak RSS, and
+    return."""
     from .torchvision_worker import peak_rss_gb
 
     _send(dict(ready=True))
     for line in sys.stdin:
-        if line.strip() != "step":
+        word = line.strip()
+        if word == "profile":
+            _send(_profiled(step))
+            continue
+        if word != "step":
             break
         start = time.perf_counter()
         loss = step()
         _send(dict(seconds=time.perf_counter() - start, loss=float(loss)))
     _send(dict(rss=peak_rss_gb()))
+
+
+_LAYERS = ("Convolution", "Deconvolution", "FullyConnected")  # and their _backward_ twins
+
+
+def operator_seconds(stats):
+    """Seconds in the convolution, deconvolution and fully-connected layers (forward and
+    backward) and in all other operators, from the ``operator`` table of MXNet's aggregate
+    profiler text (``mx.profiler.dumps()``)."""
+    layers = other = 0.0
+    section, previous = None, ""
+    for line in stats.splitlines():
+        if line.startswith("===="):  # a table's title is the line above its rule
+            section = previous.strip()
+        previous = line
+        fields = line.split()  # Name, Total Count, Time (ms), ...
+        if section != "operator" or len(fields) < 3 or not fields[1].isdigit():
+            continue
+        seconds = float(fields[2]) / 1000
+        if fields[0].replace("_backward_", "") in _LAYERS:
+            layers += seconds
+        else:
+            other += seconds
+    return dict(layer_seconds=layers, other_op_seconds=other)
+
+
+def _profiled(step):
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                           filename=os.path.join(tempfile.gettempdir(), "gm-train-profile.json"))
+    mx.profiler.set_state("run")
+    step()
+    mx.profiler.set_state("stop")
+    return operator_seconds(mx.profiler.dumps(reset=True))
 
 
 def _send(message):
@@ -164,6 +203,10 @@ class StepServer:
         reply = self._request("step")
         self.loss = reply["loss"]
         return reply["seconds"]
+
+    def profile(self):
+        """One more step under MXNet's profiler: {layer_seconds, other_op_seconds}."""
+        return self._request("profile")
 
     def close(self):
         """Stop the worker; its peak RSS in GB."""
@@ -224,8 +267,9 @@ def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=5, torch
         ours = _median(times["ours"])
         for kind, server in servers.items():
             row = dict(model=name, impl=kind, seconds_per_iter=_median(times[kind]),
-                       peak_rss_gb=server.close(), speedup_of_ours=_median(times[kind]) / ours,
+                       speedup_of_ours=_median(times[kind]) / ours,
                        seconds_each_turn=[round(t, 3) for t in times[kind]], last_loss=server.loss)
+            row.update(server.profile(), peak_rss_gb=server.close())
             rows.append(row)
             print(json.dumps(row), flush=True)
         if torch_python and name in TORCHVISION_MODELS:

@@ -72,13 +72,47 @@ def test_step_worker_protocol(monkeypatch):
     import io
     from gluon_maskrcnn import benchmark_train
 
-    losses = iter([2.5, 1.5])
-    monkeypatch.setattr("sys.stdin", io.StringIO("step\nstep\ndone\n"))
+    losses = iter([2.5, 1.5, 0.5])
+    monkeypatch.setattr("sys.stdin", io.StringIO("step\nprofile\nstep\ndone\n"))
     out = io.StringIO()
     monkeypatch.setattr("sys.stdout", out)
     benchmark_train.serve(lambda: next(losses))
     replies = [json.loads(line[len(benchmark_train._TAG):]) for line in out.getvalue().splitlines()]
     assert replies[0] == {"ready": True}
-    assert [r["loss"] for r in replies[1:3]] == [2.5, 1.5]
-    assert all(r["seconds"] >= 0 for r in replies[1:3])
-    assert set(replies[3]) == {"rss"} and replies[3]["rss"] > 0
+    assert replies[1]["loss"] == 2.5 and replies[3]["loss"] == 0.5  # the profiled step ran 1.5
+    assert all(replies[i]["seconds"] >= 0 for i in (1, 3))
+    assert set(replies[2]) == {"layer_seconds", "other_op_seconds"}
+    assert set(replies[4]) == {"rss"} and replies[4]["rss"] > 0
+
+
+def test_operator_seconds_splits_layers_from_the_rest():
+    from gluon_maskrcnn.benchmark_train import operator_seconds
+
+    stats = """Profile Statistics:
+\tNote the difference in units for different entries.
+Device Storage
+=================
+Name                          Total Count    Min Use  (kB)    Max Use  (kB)    Avg Use  (kB)
+----                          -----------    -------------    -------------    -------------
+Memory: cpu/0                         736           0.0000      110542.8516       55271.4258
+
+MXNET_C_API
+=================
+Name                          Total Count        Time (ms)    Min Time (ms)    Max Time (ms)    Avg Time (ms)
+----                          -----------        ---------    -------------    -------------    -------------
+MXNDArrayWaitAll                        2       11372.3213        5500.7202        5871.6011        5686.1606
+
+operator
+=================
+Name                          Total Count        Time (ms)    Min Time (ms)    Max Time (ms)    Avg Time (ms)
+----                          -----------        ---------    -------------    -------------    -------------
+_backward_Convolution                  86        5500.0000           3.3810         368.4740          64.0668
+Convolution                           114        2500.0000           1.1240         175.5630          25.7355
+_backward_Deconvolution                 2         100.0000          77.8900          93.3670          85.6285
+FullyConnected                         10          50.0000           0.1780          38.7210           8.0790
+add_n                                  40         400.0000           0.0210         103.9130          10.4963
+_backward_gm_multi_roi_align            2         250.0000         256.5760         297.7360         277.1560
+"""
+    got = operator_seconds(stats)
+    assert abs(got["layer_seconds"] - 8.15) < 1e-9  # the C API's WaitAll is not an operator
+    assert abs(got["other_op_seconds"] - 0.65) < 1e-9
