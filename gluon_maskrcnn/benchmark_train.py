@@ -120,8 +120,8 @@ _TAG = "@@bench "  # marks protocol lines among whatever else a worker prints
 
 def serve(step):
     """Worker loop on stdin/stdout: say ready; answer each ``step`` line with the seconds and
-    the loss of one ``step()``, each ``profile`` line with the seconds per operator kind of one
-    profiled ``step()`` (:func:`operator_seconds`), and anything else with the peak RSS, and
+    the loss of one ``step()``, each ``profile`` line with the seconds per operator kind of
+    three profiled steps (:func:`operator_seconds`), and anything else with the peak RSS, and
     return."""
     from .torchvision_worker import peak_rss_gb
 
@@ -163,13 +163,19 @@ def operator_seconds(stats):
     return dict(layer_seconds=layers, other_op_seconds=other)
 
 
-def _profiled(step):
+def _profiled(step, steps=3):
+    """Mean seconds per step in layers and in other operators over ``steps`` profiled steps,
+    and the layers' share of the operator time."""
     mx.profiler.set_config(profile_all=True, aggregate_stats=True,
                            filename=os.path.join(tempfile.gettempdir(), "gm-train-profile.json"))
     mx.profiler.set_state("run")
-    step()
+    for _ in range(steps):
+        step()
     mx.profiler.set_state("stop")
-    return operator_seconds(mx.profiler.dumps(reset=True))
+    total = operator_seconds(mx.profiler.dumps(reset=True))
+    result = {key: value / steps for key, value in total.items()}
+    result["layer_share"] = total["layer_seconds"] / max(sum(total.values()), 1e-9)
+    return result
 
 
 def _send(message):
@@ -205,7 +211,8 @@ class StepServer:
         return reply["seconds"]
 
     def profile(self):
-        """One more step under MXNet's profiler: {layer_seconds, other_op_seconds}."""
+        """Three more steps under MXNet's profiler: mean seconds per step in convolution,
+        deconvolution and FC layers and in other operators, and the layers' share."""
         return self._request("profile")
 
     def close(self):
@@ -272,6 +279,9 @@ def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=5, torch
             row.update(server.profile(), peak_rss_gb=server.close())
             rows.append(row)
             print(json.dumps(row), flush=True)
+        print("%s: 1.8x GluonCV's median is %.2f s; ours spends %.2f s of its median in convolution, "
+              "deconvolution and FC layers" % (name, _median(times["gluoncv"]) / 1.8, rows[-1]["layer_share"] * ours),
+              flush=True)
         if torch_python and name in TORCHVISION_MODELS:
             rows.append(_torchvision_row(torch_python, short, max_size, folder, warmup, runs, ours))
             print(json.dumps(rows[-1]), flush=True)

@@ -72,16 +72,16 @@ def test_step_worker_protocol(monkeypatch):
     import io
     from gluon_maskrcnn import benchmark_train
 
-    losses = iter([2.5, 1.5, 0.5])
+    losses = iter([2.5, 1.5, 1.5, 1.5, 0.5])
     monkeypatch.setattr("sys.stdin", io.StringIO("step\nprofile\nstep\ndone\n"))
     out = io.StringIO()
     monkeypatch.setattr("sys.stdout", out)
     benchmark_train.serve(lambda: next(losses))
     replies = [json.loads(line[len(benchmark_train._TAG):]) for line in out.getvalue().splitlines()]
     assert replies[0] == {"ready": True}
-    assert replies[1]["loss"] == 2.5 and replies[3]["loss"] == 0.5  # the profiled step ran 1.5
+    assert replies[1]["loss"] == 2.5 and replies[3]["loss"] == 0.5  # the profiled steps ran 1.5
     assert all(replies[i]["seconds"] >= 0 for i in (1, 3))
-    assert set(replies[2]) == {"layer_seconds", "other_op_seconds"}
+    assert set(replies[2]) == {"layer_seconds", "other_op_seconds", "layer_share"}
     assert set(replies[4]) == {"rss"} and replies[4]["rss"] > 0
 
 
