@@ -46,7 +46,7 @@ def _ours_step(name, params, short, max_size):
     train_params = net.collect_train_params()
     trainer = gluon.Trainer(train_params, make_optimizer("sgd", {"learning_rate": 1e-4, "momentum": 0.9},
                                                          train_params))
-    for p in set(net.collect_params().values()) - set(net.collect_train_params().values()):
+    for p in set(net.collect_params().values()) - set(train_params.values()):
         p.grad_req = "null"
     net.hybridize(static_alloc=True)
     loss = MaskRCNNLoss()
@@ -189,6 +189,7 @@ class StepServer:
     def __init__(self, kind, name, params, short, max_size):
         self.kind = kind
         self.loss = None
+        self._what = "the %s benchmark worker for %s (parameters %s)" % (kind, name, params)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "gluon_maskrcnn.benchmark_train", kind, name, params, str(short),
              str(max_size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -198,7 +199,7 @@ class StepServer:
         for line in self._proc.stdout:
             if line.startswith(_TAG):
                 return json.loads(line[len(_TAG):])
-        raise RuntimeError("the %s benchmark worker exited with code %s" % (self.kind, self._proc.wait()))
+        raise RuntimeError("%s exited with code %s; its error is above" % (self._what, self._proc.wait()))
 
     def _request(self, word):
         self._proc.stdin.write(word + "\n")
@@ -238,10 +239,6 @@ def interleaved_seconds(steps, warmup, runs):
     return times
 
 
-def _median(values):
-    return sorted(values)[len(values) // 2]
-
-
 def _torchvision_row(python, short, max_size, folder, warmup, runs, ours_seconds):
     """torchvision's FPN R50 training step on the same image, boxes, labels and masks."""
     from .benchmark import run_torchvision
@@ -261,6 +258,7 @@ def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=5, torch
     torchvision's FPN R50 beside ours when ``torch_python`` (a Python with torchvision) is given."""
     from .benchmark import TORCHVISION_MODELS
     from .model_zoo import parity
+    from .torchvision_worker import median
 
     folder = tempfile.mkdtemp(prefix="trainbench-")
     print("OMP_NUM_THREADS=%s, one image, warm-up %d, median of %d turns each, GluonCV and ours "
@@ -271,16 +269,16 @@ def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=5, torch
         parity.gluoncv_model(name, seed=0).save_parameters(params)
         servers = {kind: StepServer(kind, name, params, short, max_size) for kind in ("gluoncv", "ours")}
         times = interleaved_seconds({kind: server.step for kind, server in servers.items()}, warmup, runs)
-        ours = _median(times["ours"])
+        ours = median(times["ours"])
         for kind, server in servers.items():
-            row = dict(model=name, impl=kind, seconds_per_iter=_median(times[kind]),
-                       speedup_of_ours=_median(times[kind]) / ours,
+            row = dict(model=name, impl=kind, seconds_per_iter=median(times[kind]),
+                       speedup_of_ours=median(times[kind]) / ours,
                        seconds_each_turn=[round(t, 3) for t in times[kind]], last_loss=server.loss)
             row.update(server.profile(), peak_rss_gb=server.close())
             rows.append(row)
             print(json.dumps(row), flush=True)
         print("%s: 1.8x GluonCV's median is %.2f s; ours spends %.2f s of its median in convolution, "
-              "deconvolution and FC layers" % (name, _median(times["gluoncv"]) / 1.8, rows[-1]["layer_share"] * ours),
+              "deconvolution and FC layers" % (name, median(times["gluoncv"]) / 1.8, rows[-1]["layer_share"] * ours),
               flush=True)
         if torch_python and name in TORCHVISION_MODELS:
             rows.append(_torchvision_row(torch_python, short, max_size, folder, warmup, runs, ours))

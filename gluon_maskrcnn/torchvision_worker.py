@@ -25,6 +25,11 @@ def peak_rss_gb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
+def median(values):
+    """The middle value (the upper one of the middle two for an even count)."""
+    return sorted(values)[len(values) // 2]
+
+
 def median_seconds(fn, warmup, runs):
     """Median wall time of ``runs`` calls of ``fn`` after ``warmup`` calls."""
     for _ in range(warmup):
@@ -34,7 +39,7 @@ def median_seconds(fn, warmup, runs):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return median(times)
 
 
 def build_model(short, max_size, trainable_layers):

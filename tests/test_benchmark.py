@@ -116,3 +116,15 @@ _backward_gm_multi_roi_align            2         250.0000         256.5760     
     got = operator_seconds(stats)
     assert abs(got["layer_seconds"] - 8.15) < 1e-9  # the C API's WaitAll is not an operator
     assert abs(got["other_op_seconds"] - 0.65) < 1e-9
+
+
+def test_a_worker_that_dies_is_reported_with_its_model_and_parameters(tmp_path):
+    import pytest
+    from gluon_maskrcnn.benchmark_train import StepServer
+
+    missing = str(tmp_path / "missing.params")
+    with pytest.raises(RuntimeError) as err:
+        StepServer("ours", "mask_rcnn_resnet50_v1b_coco", missing, 600, 1000)
+    message = str(err.value)
+    assert "ours benchmark worker for mask_rcnn_resnet50_v1b_coco" in message
+    assert missing in message and "exited with code 1" in message

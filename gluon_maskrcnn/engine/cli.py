@@ -175,7 +175,7 @@ def training_args(argv=(), **flags):
 
     >>> args = training_args(dataset="synthetic", gpus="", epochs=2)  # doctest: +SKIP
     """
-    argv, parser = list(argv), build_parser()
+    argv = list(argv)
     for key, value in flags.items():
         name = key.replace("_", "-")
         if value is False and key in ON_OFF_FLAGS:
@@ -185,5 +185,5 @@ def training_args(argv=(), **flags):
         argv.append("--" + name)
         if value is not True:
             argv.append(str(value))
-    return prepare_dataset(parser.parse_args(argv))
+    return prepare_dataset(build_parser().parse_args(argv))
 

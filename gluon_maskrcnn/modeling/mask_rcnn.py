@@ -52,7 +52,8 @@ class MaskRCNN(FasterRCNN):
 
     def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None):
         stage = super()._training(F, x, gt_boxes, gt_labels, rpn_anchor_ids)
-        pos_top = _first_per_image(stage["top_feat"], self._batch_size, self.sampler.max_pos)
+        pos_top = _first_per_image(F, stage["top_feat"], self._batch_size, self.sampler.num_sample,
+                                   self.sampler.max_pos)
         logits = self.mask(pos_top)  # (B*P, C, M, M)
         stage["mask_pred"] = logits.reshape((-4, self._batch_size, -1, -2))  # (B*P, ...) -> (B, P, C, M, M)
         return stage

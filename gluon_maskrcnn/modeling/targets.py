@@ -59,7 +59,7 @@ class RCNNTargetSampler(gluon.HybridBlock):
         super().__init__(**kwargs)
         self._num_image = num_image
         self._num_proposal = num_proposal
-        self._num_sample = num_sample
+        self.num_sample = num_sample
         self.max_pos = int(round(num_sample * pos_ratio))
         self._pos_iou = pos_iou_thresh
         self._max_num_gt = max_num_gt
@@ -71,7 +71,7 @@ class RCNNTargetSampler(gluon.HybridBlock):
                 pick = lambda t: F.squeeze(F.slice_axis(t, axis=0, begin=i, end=i + 1), axis=0)
                 per_image.append(_sample_one(F, pick(rois), pick(scores), pick(gt_boxes),
                                              self._num_proposal, self._max_num_gt, self.max_pos,
-                                             self._num_sample, self._pos_iou))
+                                             self.num_sample, self._pos_iou))
             return tuple(F.stack(*parts, axis=0) for parts in zip(*per_image))
 
 
@@ -126,7 +126,6 @@ class MaskTargetGenerator(gluon.HybridBlock):
     def __init__(self, num_images, num_classes, mask_size, **kwargs):
         super().__init__(**kwargs)
         self._num_images = num_images
-        self._num_classes = num_classes
         self._mask_size = tuple(mask_size)
 
     def hybrid_forward(self, F, rois, gt_masks, matches, cls_targets):

@@ -227,10 +227,9 @@ struct LevelBuffers {
   std::vector<float> owned;
   float* base = nullptr;
   std::vector<int64_t> offset, plane, batch;
-  int64_t channels = 0;
+  int64_t channels = 0, total = 0;  // total: floats over all levels
 
   LevelBuffers(const std::vector<MXTensor>& feats, const OpResource& res) {
-    int64_t total = 0;
     for (const MXTensor& f : feats) {
       offset.push_back(total);
       batch.push_back(f.shape[0]);
@@ -250,7 +249,7 @@ struct LevelBuffers {
   float* row(int l, int b, int64_t pos) { return base + offset[l] + (b * plane[l] + pos) * channels; }
 };
 
-std::vector<MXTensor> FeatureTensors(const std::vector<MXTensor>& tensors, int first, int count) {
+std::vector<MXTensor> TensorRange(const std::vector<MXTensor>& tensors, int first, int count) {
   return std::vector<MXTensor>(tensors.begin() + first, tensors.begin() + first + count);
 }
 
@@ -259,7 +258,7 @@ MXReturnValue Forward(const std::unordered_map<std::string, std::string>& attrs,
                       const OpResource& res) {
   const Params p = ParseParams(attrs);
   const std::vector<RoiPlan> plans = PlanRois(*inputs, p);
-  const std::vector<MXTensor> feats = FeatureTensors(*inputs, 2, p.num_levels);
+  const std::vector<MXTensor> feats = TensorRange(*inputs, 2, p.num_levels);
   LevelBuffers maps(feats, res);
   for (int l = 0; l < p.num_levels; ++l) {
     BatchedTranspose(static_cast<const float*>(feats[l].data_ptr), maps.batch[l], maps.channels,
@@ -335,17 +334,15 @@ MXReturnValue Backward(const std::unordered_map<std::string, std::string>& attrs
                        std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource& res) {
   const Params p = ParseParams(attrs);
-  const std::vector<RoiPlan> plans = PlanRois(FeatureTensors(*inputs, 1, 2 + p.num_levels), p);
+  const std::vector<RoiPlan> plans = PlanRois(TensorRange(*inputs, 1, 2 + p.num_levels), p);
   const MXTensor& grad_out = (*inputs)[0];
   const int64_t channels = grad_out.shape[1];
   const int64_t bins = static_cast<int64_t>(p.pooled_h) * p.pooled_w;
   // rois and levels get no gradient: callers stop it (MXNet may pass no buffer for them)
-  const std::vector<MXTensor> grads = FeatureTensors(*outputs, 2, p.num_levels);
+  const std::vector<MXTensor> grads = TensorRange(*outputs, 2, p.num_levels);
   LevelBuffers maps(grads, res);
-  float* zero_from = maps.level(0);
-  const int64_t total = maps.offset.back() + grads.back().size();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < total; ++i) zero_from[i] = 0.f;
+  for (int64_t i = 0; i < maps.total; ++i) maps.base[i] = 0.f;
   const float* top = static_cast<const float*>(grad_out.data_ptr);
 #pragma omp parallel
   {
