@@ -6,7 +6,7 @@ import sys
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))  # MXNet uses half the cores otherwise
 
 from gluon_maskrcnn.engine.cli import build_parser, prepare_dataset  # noqa: E402
-from gluon_maskrcnn.engine.trainer import NonFiniteLossError, fit  # noqa: E402
+from gluon_maskrcnn.engine.trainer import NonFiniteLossError, WorkersDivergedError, fit  # noqa: E402
 
 
 def main(argv=None):
@@ -17,6 +17,9 @@ def main(argv=None):
     except NonFiniteLossError as err:
         logging.error("%s", err)
         return 3
+    except WorkersDivergedError as err:
+        logging.error("%s", err)
+        return 4
     metrics = state.get("last_metrics")
     if metrics:
         print("final segm AP %.3f, bbox AP %.3f" % (metrics["segm"]["AP"], metrics["bbox"]["AP"]))

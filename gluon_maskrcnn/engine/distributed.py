@@ -1,9 +1,15 @@
 """One interface over the engines that spread training: a kvstore (local, device, nccl,
 dist_sync, dist_device_sync) or Horovod."""
+import hashlib
+
 import mxnet as mx
+import numpy as np
 from mxnet import gluon
 
-__all__ = ["Distributed", "PerTensorSGD", "make_optimizer"]
+__all__ = ["Distributed", "PerTensorSGD", "make_optimizer", "pull_initial_weights", "parameter_digests"]
+
+# a kvstore key of its own for the parameter digests, past any trainer's parameter indices
+_DIGEST_KEY = 1 << 30
 
 
 class Distributed:
@@ -25,6 +31,8 @@ class Distributed:
         else:
             self.kv = kv_store
             self.rank, self.num_workers = 0, 1
+        self._weights_pulled = False
+        self._digest_key_ready = False
 
     @property
     def is_root(self):
@@ -39,13 +47,58 @@ class Distributed:
         optimizer = make_optimizer(optimizer, optimizer_params, params)
         if self.horovod:
             return self._hvd.DistributedTrainer(params, optimizer)
-        # gradients go through the kvstore, updates run on every worker: identical updates, and
-        # the optimizer state stays local, so checkpoints can save it
-        update_on_kvstore = False if self.num_workers > 1 else None
-        return gluon.Trainer(params, optimizer, kvstore=self.kv, update_on_kvstore=update_on_kvstore)
+        # gradients go through the kvstore and come back summed; every device and worker then
+        # updates its own copy: identical updates, the summed gradient can be clipped before
+        # (Trainer.allreduce_grads, then Trainer.update), and the optimizer state stays local,
+        # so checkpoints can save it
+        return gluon.Trainer(params, optimizer, kvstore=self.kv, update_on_kvstore=False)
+
+    def allreduce_grads(self, trainer):
+        """Sum the gradients over devices and workers (``trainer.allreduce_grads``), the first
+        time after every worker has received rank 0's initial weights."""
+        if not self._weights_pulled and isinstance(self.kv, mx.kvstore.KVStore):
+            pull_initial_weights(trainer)
+        self._weights_pulled = True
+        trainer.allreduce_grads()
+
+    def differing_parameters(self, net):
+        """{rank: names of its parameters that differ from rank 0's}, compared by a digest of
+        each parameter's bytes; {} when all agree. Every worker must call it at the same point."""
+        if self.num_workers == 1:
+            return {}
+        names, digests = parameter_digests(net)  # (P, 8)
+        slots = np.zeros((self.num_workers,) + digests.shape, np.float32)
+        slots[self.rank] = digests
+        everyone = self._sum_over_workers(mx.nd.array(slots.reshape(-1))).asnumpy()
+        everyone = everyone.reshape(slots.shape)  # (W*P*8,) -> (W, P, 8)
+        differing = {}
+        for rank in range(1, self.num_workers):
+            apart = np.any(everyone[rank] != everyone[0], axis=1)  # (P,)
+            if apart.any():
+                differing[rank] = [name for name, differs in zip(names, apart) if differs]
+        return differing
+
+    def _sum_over_workers(self, vector):
+        """The element-wise sum of ``vector`` over all workers (each contributes its own)."""
+        if self.horovod:
+            return self._hvd.allreduce(vector, average=False, name="gluon_maskrcnn_digest")
+        if not self._digest_key_ready:  # rank 0's value initialises the key; pushpull then sums
+            self.kv.init(_DIGEST_KEY, mx.nd.zeros_like(vector))
+            self._digest_key_ready = True
+        out = mx.nd.zeros_like(vector)
+        self.kv.pushpull(_DIGEST_KEY, vector, out=out)
+        return out
+
+    def check_contexts(self, ctx):
+        """Horovod reduces the gradients of one device per process: refuse several."""
+        if self.horovod and len(ctx) > 1:
+            raise ValueError("--horovod runs one device per process, got %d (%s): start one "
+                             "process per device with horovodrun instead"
+                             % (len(ctx), ", ".join(map(str, ctx))))
 
     def step_scale(self, local_parts):
-        """What ``trainer.step`` divides gradients by: Horovod averages over workers itself."""
+        """What ``trainer.update`` divides the summed gradients by: Horovod's trainer divides
+        by the number of workers itself."""
         return local_parts if self.horovod else local_parts * self.num_workers
 
     def broadcast_parameters(self, net):
@@ -56,6 +109,42 @@ class Distributed:
     def close(self):
         if isinstance(self.kv, mx.kvstore.KVStore) and self.num_workers > 1:
             self.kv._barrier()
+
+
+def parameter_digests(net):
+    """(sorted parameter names, (P, 8) float32): a 128-bit digest of each parameter's shape and
+    bytes, as eight 16-bit integers (exact in float32, so sums over workers stay exact)."""
+    names, digests = [], []
+    for name, param in sorted(net.collect_params().items()):
+        value = np.ascontiguousarray(param.data().asnumpy())
+        digest = hashlib.md5(str(value.shape).encode() + value.tobytes()).digest()
+        names.append(name)
+        digests.append(np.frombuffer(digest, np.uint16).astype(np.float32))
+    return names, np.stack(digests)
+
+
+def pull_initial_weights(trainer):
+    """Initialise a dist kvstore's keys with rank 0's weights, and wait until this worker holds them.
+
+    ``gluon.Trainer`` does this lazily inside the first ``step``/``allreduce_grads``: each key's
+    ``broadcast`` is an ``init`` (rank 0 pushes, then a barrier) and an asynchronous ``pull``,
+    and the first gradients' ``pushpull`` follows at once. Nothing orders a key's weight pull
+    before its gradient pushpull (they write different arrays), and for every key but the last
+    the next key's barrier gives the pull time to finish. For the last key a worker's engine
+    can send the pushpull first; if the other worker has pushed already, the server merges the
+    gradients, stores their sum as the key's value (no updater runs on the server when updates
+    run on the workers) and answers the late pull with it: that worker's last parameter
+    becomes the first summed gradient, and the workers silently part. Waiting for the pulls
+    before the first gradient leaves the order to no chance.
+
+    MXNet has no public call for this step, hence ``_init_kvstore`` and ``_init_params``.
+    """
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    trainer._init_params()  # the parameters not yet in the kvstore
+    for param in trainer._params:
+        for data in param.list_data():
+            data.wait_to_read()
 
 
 class PerTensorSGD(mx.optimizer.SGD):
