@@ -6,11 +6,13 @@ are computed here, in the DataLoader worker, with the anchor parameters alone.
 import numpy as np
 from mxnet import nd
 
-__all__ = ["TrainBatchify", "ValBatchify", "TrainBatch", "SampledTrainBatch", "split_batch"]
+__all__ = ["TrainBatchify", "ValBatchify", "TrainBatch", "SampledTrainBatch", "SeededTrainBatch",
+           "image_streams", "split_batch"]
 
 TrainBatch = ("images", "gt_boxes", "gt_labels", "gt_masks", "rpn_cls_targets", "rpn_box_targets",
               "rpn_box_masks")
 SampledTrainBatch = TrainBatch + ("rpn_anchor_ids",)
+SeededTrainBatch = SampledTrainBatch + ("roi_keys",)
 
 
 def _pad_to(value, multiple):
@@ -28,24 +30,33 @@ class TrainBatchify:
     ----------
     rpn_targets : :class:`~gluon_maskrcnn.data.rpn_targets.RPNTargetGenerator`
     seed : int, optional
-        Seeds the anchor subsampling (each worker process should have its own stream).
+        Seeds the anchor subsampling of samples that carry no seed of their own (each worker
+        process should have its own stream).
     sampled_rpn : bool
         Give the RPN targets of the sampled anchors only, (B, S), (B, S, 4), (B, S, 4) with
         S = ``rpn_targets.num_sample``, followed by their anchor indices (B, S) (-1 padding):
-        :data:`SampledTrainBatch`, what the training loop uses.
+        :data:`SampledTrainBatch`.
+    roi_key_count : int, optional
+        With samples that carry their seed (:class:`~gluon_maskrcnn.data.loader.SeededTrainView`),
+        also give each image ``roi_key_count`` uniform random keys (B, K) for the second stage's
+        ROI sampling (:class:`~gluon_maskrcnn.modeling.targets.RCNNTargetSampler`):
+        :data:`SeededTrainBatch`, what the training loop uses.
+
+    A sample's anchor subsampling and ROI keys come from its own seed (:func:`image_streams`),
+    so they do not depend on which other images share its batch, device or worker.
     """
 
-    def __init__(self, rpn_targets, size_multiple=1, seed=None, sampled_rpn=False):
+    def __init__(self, rpn_targets, size_multiple=1, seed=None, sampled_rpn=False, roi_key_count=None):
         self.rpn_targets = rpn_targets
         self.size_multiple = size_multiple
         self.sampled_rpn = sampled_rpn
+        self.roi_key_count = roi_key_count
         self._rng = np.random.RandomState(seed)
 
     def __call__(self, samples):
-        rng = self._rng
-        if len(samples[0]) == 5:  # samples carry their seeds: reproducible in any worker
-            rng = np.random.RandomState(sum(int(s[4]) for s in samples) % (2 ** 31))
-            samples = [s[:4] for s in samples]
+        seeded = len(samples[0]) == 5  # samples carry their seeds: reproducible anywhere
+        streams = [image_streams(int(s[4])) if seeded else (self._rng, None) for s in samples]
+        samples = [s[:4] for s in samples]
         images, boxes, labels, masks = zip(*samples)
         batch = len(images)
         pad_h = _pad_to(max(im.shape[1] for im in images), self.size_multiple)
@@ -62,13 +73,25 @@ class TrainBatchify:
             out_boxes[i, :len(box)] = box
             out_labels[i, :len(label), 0] = label
             out_masks[i, :len(mask), :h, :w] = mask
-            targets = self.rpn_targets(box, h, w, pad_h, pad_w, rng=rng)
+            targets = self.rpn_targets(box, h, w, pad_h, pad_w, rng=streams[i][0])
             if self.sampled_rpn:
                 targets = _sampled_targets(*targets, count=self.rpn_targets.num_sample)
             rpn.append(targets)
         rpn = [np.stack(parts) for parts in zip(*rpn)]
-        return tuple(nd.array(a, dtype=a.dtype) for a in
-                     [out_images, out_boxes, out_labels, out_masks] + rpn)
+        arrays = [out_images, out_boxes, out_labels, out_masks] + rpn
+        if seeded and self.roi_key_count:
+            arrays.append(np.stack([keys.random_sample(self.roi_key_count).astype(np.float32)
+                                    for _, keys in streams]))  # (B, K)
+        return tuple(nd.array(a, dtype=a.dtype) for a in arrays)
+
+
+def image_streams(seed):
+    """Two independent random streams of one image: (RPN anchor subsampling, ROI sampling keys).
+
+    Both depend on the image's seed alone (see :func:`~gluon_maskrcnn.data.loader.sample_seed`),
+    and differ from the stream of its flip and scale, which uses the seed itself.
+    """
+    return np.random.RandomState([seed, 1]), np.random.RandomState([seed, 2])
 
 
 def _sampled_targets(cls_targets, box_targets, box_masks, count):

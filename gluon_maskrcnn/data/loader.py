@@ -37,12 +37,17 @@ class SeededTrainView:
 
 
 def train_loader(dataset, transform, rpn_targets, batch_size, num_workers=0, seed=0, num_shards=1,
-                 shard_index=0, size_multiple=1):
-    """(DataLoader, sampler) for training; call ``sampler.set_epoch(epoch)`` every epoch."""
+                 shard_index=0, size_multiple=1, roi_key_count=None):
+    """(DataLoader, sampler) for training; call ``sampler.set_epoch(epoch)`` every epoch.
+
+    ``batch_size`` is this shard's (worker's) share of a global batch of
+    ``batch_size * num_shards`` images; batches are :data:`~.batchify.SeededTrainBatch` when
+    ``roi_key_count`` is given (the network's ``sampler.key_count``)."""
     sampler = AspectRatioBatchSampler(dataset.aspect_ratios(), batch_size, shuffle=True, seed=seed,
                                       num_shards=num_shards, shard_index=shard_index,
                                       last_batch="discard", with_epoch=True)
     loader = mx.gluon.data.DataLoader(SeededTrainView(dataset, transform, seed), batch_sampler=sampler,
-                                      batchify_fn=TrainBatchify(rpn_targets, size_multiple, sampled_rpn=True),
+                                      batchify_fn=TrainBatchify(rpn_targets, size_multiple, sampled_rpn=True,
+                                                                roi_key_count=roi_key_count),
                                       num_workers=num_workers)
     return loader, sampler

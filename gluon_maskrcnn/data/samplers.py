@@ -11,11 +11,14 @@ class AspectRatioBatchSampler:
     ----------
     aspect_ratios : array of width / height, one per image.
     batch_size : int
-        Images per batch (all devices of one worker).
+        Images per batch of this shard (all devices of one worker).
     shuffle : bool
         Reshuffle every epoch (``set_epoch``), reproducibly from ``seed``.
     num_shards, shard_index : int
-        Distributed training: this worker's share; every shard yields the same number of batches.
+        Distributed training. The images are grouped into global batches of
+        ``batch_size * num_shards``, and shard ``k`` takes the ``k``-th slice of each: step ``i``
+        of every shard belongs to the same global batch, which holds the same images whatever
+        the number of shards (one worker with the whole batch, or several with a slice each).
     last_batch : 'keep' or 'discard'
         What to do with an incomplete last batch of a group.
     with_epoch : bool
@@ -38,19 +41,24 @@ class AspectRatioBatchSampler:
     def set_epoch(self, epoch):
         self.epoch = epoch
 
-    def _batches(self):
+    def global_batches(self):
+        """This epoch's global batches (lists of image indices), the same for every shard."""
         rng = np.random.RandomState(self.seed + self.epoch)
         order = rng.permutation(len(self.aspect_ratios)) if self.shuffle else np.arange(len(self.aspect_ratios))
+        size = self.batch_size * self.num_shards
         batches = []
         for group in (order[self.aspect_ratios[order] >= 1], order[self.aspect_ratios[order] < 1]):
-            for start in range(0, len(group), self.batch_size):
-                chunk = group[start:start + self.batch_size]
-                if len(chunk) == self.batch_size or (self.last_batch == "keep" and len(chunk)):
+            for start in range(0, len(group), size):
+                chunk = group[start:start + size]
+                if len(chunk) == size or (self.last_batch == "keep" and len(chunk) >= self.num_shards):
                     batches.append(chunk.tolist())
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        per_shard = len(batches) // self.num_shards if self.num_shards > 1 else len(batches)
-        return batches[self.shard_index * per_shard:(self.shard_index + 1) * per_shard]
+        return batches
+
+    def _batches(self):
+        shards = [np.array_split(batch, self.num_shards)[self.shard_index] for batch in self.global_batches()]
+        return [shard.tolist() for shard in shards]
 
     def __iter__(self):
         if self.with_epoch:

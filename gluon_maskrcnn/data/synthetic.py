@@ -79,7 +79,13 @@ def _annotation(mask, polygon, visible, ann_id, image_id, category_id):
             "area": int(visible.sum()), "iscrowd": 0, "segmentation": segmentation}
 
 
-def _image(rng, image_id, h, w, max_objects, first_ann_id):
+def _add_noise(rng, image, std):
+    """Gaussian noise on every pixel, over the colours squeezed into [32, 223] so that few clip."""
+    noisy = 32 + image.astype(np.float32) * (191 / 255) + rng.normal(0, std, size=image.shape)
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
+def _image(rng, image_id, h, w, max_objects, first_ann_id, pixel_noise=0.0):
     image = _background(rng, h, w)
     shapes = []
     for _ in range(rng.randint(1, max_objects + 1)):
@@ -95,10 +101,12 @@ def _image(rng, image_id, h, w, max_objects, first_ann_id):
         if visible.sum() >= MIN_VISIBLE_PIXELS:
             annotations.append(_annotation(mask, polygon, visible.astype(np.uint8),
                                            first_ann_id + len(annotations), image_id, category_id))
+    if pixel_noise:
+        image = _add_noise(rng, image, pixel_noise)
     return image, annotations[::-1]
 
 
-def write_split(root, split, num_images, height, width, seed, max_objects=4):
+def write_split(root, split, num_images, height, width, seed, max_objects=4, pixel_noise=0.0):
     """Write one split; returns the path of its instances JSON."""
     rng = np.random.RandomState(seed)
     os.makedirs(os.path.join(root, split), exist_ok=True)
@@ -106,7 +114,7 @@ def write_split(root, split, num_images, height, width, seed, max_objects=4):
     images, annotations = [], []
     for index in range(num_images):
         image_id = 1000 + index
-        image, anns = _image(rng, image_id, height, width, max_objects, len(annotations) + 1)
+        image, anns = _image(rng, image_id, height, width, max_objects, len(annotations) + 1, pixel_noise)
         file_name = "%06d.jpg" % image_id
         cv2.imwrite(os.path.join(root, split, file_name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -124,16 +132,21 @@ SPEC_FILE = "synthetic_spec.json"
 
 
 def write_synthetic_coco(root, num_train=64, num_val=16, height=256, width=320, seed=0,
-                         max_objects=4):
+                         max_objects=4, pixel_noise=0.0):
     """Write the train and val splits under ``root``, and ``root/synthetic_spec.json`` with the
-    arguments that made them; returns the splits' JSON paths."""
+    arguments that made them; returns the splits' JSON paths.
+
+    ``pixel_noise``: standard deviation of noise added to every pixel (0: none). Without it the
+    shapes' fills and the lines are flat colours, which a network maps to exactly equal
+    features: max-pooling then meets exact ties, whose winner a one-ulp difference decides.
+    """
     spec = dict(num_train=num_train, num_val=num_val, height=height, width=width, seed=seed,
-                max_objects=max_objects)
+                max_objects=max_objects, pixel_noise=pixel_noise)
     spec_path = os.path.join(root, SPEC_FILE)
     if os.path.exists(spec_path):
         os.remove(spec_path)  # a crash half-way leaves no spec, so the next call writes again
-    paths = (write_split(root, "train", num_train, height, width, seed, max_objects),
-             write_split(root, "val", num_val, height, width, seed + 1, max_objects))
+    paths = (write_split(root, "train", num_train, height, width, seed, max_objects, pixel_noise),
+             write_split(root, "val", num_val, height, width, seed + 1, max_objects, pixel_noise))
     with open(spec_path + ".tmp", "w") as f:
         json.dump(spec, f)
     os.replace(spec_path + ".tmp", spec_path)

@@ -21,8 +21,7 @@ ON_OFF_FLAGS = {"hybridize": "train a hybridized (graph) network; default: on fo
 # step, which share the SGD update; hybridized; 2,400 images seen. The COCO set is GluonCV's
 # schedule. ``images_per_device`` is the default --batch-size per device.
 COCO_DEFAULTS = dict(network="resnet50_v1b", use_fpn=False, epochs=26, lr_decay_epoch="17,23", norm="frozen",
-                     lr_mode="step",
-                     lr_warmup=1000, val_interval=1, no_pretrained_base=False, train_all=False,
+                     lr_mode="step", val_interval=1, no_pretrained_base=False, train_all=False,
                      images_per_device=1)
 SYNTHETIC_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, epochs=4, lr=0.01, lr_mode="cosine",
                           lr_warmup=100, val_interval=2, no_pretrained_base=True, train_all=True,
@@ -68,10 +67,13 @@ def build_parser():
     a("--lr-mode", default=None, choices=["step", "cosine"], help="default: step (cosine for synthetic)")
     a("--lr-decay", type=float, default=0.1)
     a("--lr-decay-epoch", default=None)
-    a("--lr-warmup", type=int, default=None, help="warm-up iterations")
+    a("--lr-warmup", type=float, default=None,
+      help="warm-up iterations (default: as GluonCV, max(8000 / total batch, 1000))")
+    a("--lr-warmup-factor", type=float, default=1.0 / 3, help="warm-up starts at this fraction of --lr")
     a("--wd", type=float, default=1e-4)
     a("--momentum", type=float, default=0.9)
-    a("--clip-gradient", type=float, default=None, help="clip each device's gradient global norm")
+    a("--clip-gradient", type=float, default=None,
+      help="clip the global L2 norm of the applied gradient (summed over devices and workers)")
     a("--kv-store", default="device", help="local, device, nccl, dist_sync, dist_device_sync")
     a("--horovod", action="store_true")
     a("--num-workers", type=int, default=None, help="DataLoader worker processes (default 4)")

@@ -1,12 +1,17 @@
 """Learning-rate schedules: linear warm-up, then step or cosine decay."""
 import math
 
-__all__ = ["learning_rate", "default_lr"]
+__all__ = ["learning_rate", "default_lr", "default_warmup"]
 
 
 def default_lr(total_batch_size):
     """GluonCV's default: 0.01 for 8 images, scaled linearly with the batch size."""
     return 0.01 * total_batch_size / 8
+
+
+def default_warmup(total_batch_size):
+    """GluonCV's default warm-up length: 8,000 images' worth of iterations, at least 1,000."""
+    return max(8000 / total_batch_size, 1000)
 
 
 def learning_rate(iteration, base_lr, total_iters, warmup_iters=0, warmup_factor=1.0 / 3,

@@ -3,16 +3,19 @@ __all__ = ["forward_losses"]
 
 
 def forward_losses(net, loss_fn, x, gt_boxes, gt_labels, gt_masks, rpn_cls_targets,
-                   rpn_box_targets, rpn_box_masks, rpn_anchor_ids=None):
+                   rpn_box_targets, rpn_box_masks, rpn_anchor_ids=None, roi_keys=None):
     """Run ``net`` in training mode (call inside ``autograd.record()``) and return the losses.
 
     Shapes: x (B, 3, H, W); gt_boxes (B, M, 4); gt_labels (B, M, 1) with -1 padding;
     gt_masks (B, M, H, W); RPN targets (B, N), (B, N, 4), (B, N, 4) for all N anchors, or,
     with ``rpn_anchor_ids`` (B, S), for those S sampled anchors (a batch of
-    ``TrainBatchify(sampled_rpn=True)``; same losses, faster backward).
+    ``TrainBatchify(sampled_rpn=True)``; same losses, faster backward), and with ``roi_keys``
+    (B, K) the random keys of each image's ROI sampling (a :data:`SeededTrainBatch`).
     Returns :class:`~gluon_maskrcnn.modeling.losses.Losses`.
     """
-    extra = () if rpn_anchor_ids is None else (rpn_anchor_ids,)
+    if roi_keys is not None and rpn_anchor_ids is None:
+        raise ValueError("roi_keys need rpn_anchor_ids (a SeededTrainBatch)")
+    extra = tuple(t for t in (rpn_anchor_ids, roi_keys) if t is not None)
     out = net(x, gt_boxes, gt_labels, *extra)
     num_pos = net.sampler.max_pos
 

@@ -23,17 +23,22 @@ from .distributed import Distributed
 from .evaluation import evaluate, format_metrics
 from .loading import load_model, model_name
 from .metrics import MetricsLog, RunningMean, plot_curves
-from .schedule import default_lr, learning_rate
+from .schedule import default_lr, default_warmup, learning_rate
 from .step import forward_losses
 from .validation import validation_losses
 
-__all__ = ["fit", "NonFiniteLossError", "build_network", "contexts"]
+__all__ = ["fit", "NonFiniteLossError", "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts",
+           "no_bias_decay"]
 
 logger = logging.getLogger("gluon_maskrcnn")
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or inf; a checkpoint of the state before the step was saved."""
+
+
+class WorkersDivergedError(RuntimeError):
+    """Distributed workers ended an epoch with different parameters."""
 
 
 def build_network(args, classes, per_device_batch, ctx):
@@ -54,12 +59,35 @@ def build_network(args, classes, per_device_batch, ctx):
         net = get_model(name, pretrained=args.pretrained or False,
                         pretrained_base=not args.no_pretrained_base, classes=classes, ctx=ctx[0],
                         **overrides)
-    net.collect_params().reset_ctx(ctx)
+    _materialize(net, ctx[0])
+    net.collect_params().reset_ctx(ctx)  # fresh arrays, in MXNet's layout (see _materialize)
     trainable = set(net.collect_train_params().values())
     for param in net.collect_params().values():
         if param not in trainable:
             param.grad_req = "null"
     return net, dict(PRESETS[name], **overrides)
+
+
+def no_bias_decay(params):
+    """GluonCV's recipe: no weight decay on biases (``wd_mult`` 0 on the names that end in
+    ``bias``; BatchNorm's ``beta`` and ``gamma`` keep it). Returns ``params``."""
+    for name, param in params.items():
+        if name.endswith("bias"):
+            param.wd_mult = 0.0
+    return params
+
+
+def _materialize(net, ctx):
+    """Give every parameter its shape and initial value now, with one small inference pass.
+
+    Gluon would otherwise initialise most weights at the first training forward, from each
+    worker's random state at that moment, and a dist kvstore sends rank 0's weights only at the
+    first update: every other worker's first gradient would come from other weights.
+    oneDNN's inference reorders convolution weights into its own layout in place, which a
+    kvstore or Horovod cannot send: ``reset_ctx`` afterwards copies them into new arrays in
+    MXNet's layout.
+    """
+    net(mx.nd.zeros((1, 3, 128, 128), ctx=ctx))
 
 
 class _Run:
@@ -69,26 +97,32 @@ class _Run:
         self.args = args
         self.dist = Distributed(args.kv_store, args.horovod)
         self.ctx = contexts(args)
+        self.dist.check_contexts(self.ctx)
         self.out_dir = os.path.dirname(os.path.abspath(args.save_prefix)) or "."
         self.log = MetricsLog(args.save_prefix + "_metrics.jsonl") if self.dist.is_root else None
         self.train_set = COCOInstances(args.dataset_root, args.train_split, skip_empty=True)
         self.val_set = (COCOInstances(args.dataset_root, args.val_split, skip_empty=False)
                         if args.val_interval > 0 and self.dist.is_root else None)
         per_device = self.per_device = max(1, args.batch_size // len(self.ctx))
-        _reseed(args.seed, -1, 0)  # the same initial weights on every run (rank 0's are broadcast)
+        _reseed(args.seed, -1)  # the same initial weights on every worker (and rank 0's are broadcast)
         self.net, self.cfg = build_network(args, self.train_set.classes, per_device, self.ctx)
         self.loss = MaskRCNNLoss()
         if args.hybridize:
             self.net.hybridize(static_alloc=args.static_alloc)
             self.loss.hybridize()
+        # every worker takes its slice of the same global batches, and every image's random
+        # choices come from its own seed: a step is the same computation at any scale
         self.loader, self.sampler = train_loader(
             self.train_set, TrainTransform(self.cfg["short"], self.cfg["max_size"]),
             RPNTargetGenerator.from_preset(self.cfg), per_device * len(self.ctx), args.num_workers,
-            args.seed, self.dist.num_workers, self.dist.rank)
+            args.seed, self.dist.num_workers, self.dist.rank, roi_key_count=self.net.sampler.key_count)
         self.iters_per_epoch = len(self.sampler)
-        total_batch = per_device * len(self.ctx) * self.dist.num_workers
+        self.total_parts = len(self.ctx) * self.dist.num_workers  # devices a global step spans
+        total_batch = per_device * self.total_parts
         self.base_lr = args.lr if args.lr else default_lr(total_batch)
-        self.trainer = self.dist.trainer(self.net.collect_train_params(), "sgd", {
+        self.warmup = args.lr_warmup if args.lr_warmup is not None else default_warmup(total_batch)
+        params = no_bias_decay(self.net.collect_train_params())
+        self.trainer = self.dist.trainer(params, "sgd", {
             "learning_rate": self.base_lr, "wd": args.wd, "momentum": args.momentum})
         self.clip_norm = args.clip_gradient if args.clip_gradient and args.clip_gradient > 0 else None
         self.dist.broadcast_parameters(self.net)
@@ -98,8 +132,8 @@ class _Run:
         a = self.args
         decay = [int(e) * self.iters_per_epoch for e in str(a.lr_decay_epoch).split(",") if e.strip()]
         return learning_rate(iteration, self.base_lr, a.epochs * self.iters_per_epoch,
-                             warmup_iters=a.lr_warmup, mode=a.lr_mode, decay_iters=decay,
-                             decay_factor=a.lr_decay)
+                             warmup_iters=self.warmup, warmup_factor=a.lr_warmup_factor,
+                             mode=a.lr_mode, decay_iters=decay, decay_factor=a.lr_decay)
 
     def checkpoint(self, name):
         if self.dist.is_root:
@@ -107,14 +141,21 @@ class _Run:
         return None
 
 
-def _reseed(seed, epoch, rank):
-    """Every epoch starts from RNG states that depend only on (seed, epoch, rank)."""
-    mx.random.seed(seed * 7919 + epoch * 31 + rank)
-    np.random.seed((seed * 7919 + epoch * 31 + rank) % (2 ** 31))
+def _reseed(seed, epoch):
+    """Every epoch starts from RNG states that depend only on (seed, epoch), the same on every
+    worker (each image's random choices have seeds of their own: see ``SeededTrainView``)."""
+    mx.random.seed(seed * 7919 + epoch * 31)
+    np.random.seed((seed * 7919 + epoch * 31) % (2 ** 31))
 
 
 def _train_step(run, batch):
-    """Forward, backward and update on one batch; returns the summed losses as floats."""
+    """Forward, backward and update on one batch; returns the mean losses as floats (and,
+    with clipping, ``grad_norm``).
+
+    The gradients are summed over devices and workers first, then clipped by the norm of the
+    gradient the update applies (that sum over the global step's devices), so that clipping
+    is the same at every scale.
+    """
     from ..data.batchify import split_batch
 
     parts = split_batch(batch, run.ctx)
@@ -131,26 +172,41 @@ def _train_step(run, batch):
                                  "this step is saved as %s. Lower --lr or set --clip-gradient."
                                  % (values["total"], run.state["epoch"], run.state["iteration"],
                                     ", ".join("%s=%.4g" % kv for kv in values.items()), path))
-    if run.clip_norm:
-        _clip_global_norm(run.net, run.ctx, run.clip_norm)
-    run.trainer.step(run.dist.step_scale(len(parts)))
+    run.dist.allreduce_grads(run.trainer)  # every device now holds the sum over the global step
+    if run.clip_norm:  # logged: the applied gradient's norm before clipping
+        values["grad_norm"] = clip_summed_gradients(run.net, run.ctx, run.clip_norm, run.total_parts)
+    run.trainer.update(run.dist.step_scale(len(parts)))
     return values
 
 
-def _clip_global_norm(net, ctx, max_norm):
-    """Rescale each device's gradients so that their global L2 norm is at most ``max_norm``.
+def clip_summed_gradients(net, ctx, max_norm, num_parts):
+    """Clip gradients summed over ``num_parts`` devices so that their mean's global L2 norm, the
+    gradient an update applies, is at most ``max_norm``; returns that norm before clipping.
 
-    Unlike ``gluon.utils.clip_global_norm``, gradients under the limit are left untouched
-    instead of being multiplied by 1 (a pass over every gradient, ~4% of a small model's step).
+    Every device (and worker) holds the same sum, so all compute the same norm and factor.
+    Gradients under the limit are left untouched (a pass over every gradient, ~4% of a small
+    model's step), unlike ``gluon.utils.clip_global_norm``.
     """
     params = [p for p in net.collect_params().values() if p.grad_req != "null"]
-    for device in ctx:
-        grads = [p.grad(device) for p in params]
-        flat = [g.reshape((-1,)) for g in grads]  # dot of flat views: MXNet's norm op is ~20x slower
-        total = math.sqrt(nd.add_n(*[nd.dot(f, f) for f in flat]).asscalar())
-        if total > max_norm:
-            for grad in grads:
-                grad *= max_norm / total
+    flat = [p.grad(ctx[0]).reshape((-1,)) for p in params]  # dot of flat views: MXNet's norm op is ~20x slower
+    norm = math.sqrt(nd.add_n(*[nd.dot(f, f) for f in flat]).asscalar()) / num_parts
+    if norm > max_norm:
+        for param in params:
+            for grad in param.list_grad():
+                grad *= max_norm / norm
+    return norm
+
+
+def _check_workers_agree(run, epoch):
+    """With several workers, compare every parameter's bytes across them (a digest each)."""
+    if run.dist.num_workers == 1:
+        return
+    differing = run.dist.differing_parameters(run.net)
+    if differing:
+        raise WorkersDivergedError("after epoch %d the workers' parameters differ from rank 0's: %s"
+                                   % (epoch + 1, "; ".join("rank %d in %s" % (rank, ", ".join(names[:5]))
+                                                           for rank, names in sorted(differing.items()))))
+    logger.info("epoch %d: parameters identical on all %d workers", epoch + 1, run.dist.num_workers)
 
 
 def _evaluate(run, epoch):
@@ -197,7 +253,7 @@ def fit(args):
     elif args.start_epoch:
         run.state["epoch"] = args.start_epoch
     for epoch in range(run.state["epoch"], args.epochs):
-        _reseed(args.seed, epoch, run.dist.rank)
+        _reseed(args.seed, epoch)
         run.sampler.set_epoch(epoch)
         mean = RunningMean()
         progress = Progress(run.iters_per_epoch, "epoch %d/%d" % (epoch + 1, args.epochs),
@@ -212,6 +268,7 @@ def fit(args):
                 run.log.write("interval", epoch=epoch, iteration=run.state["iteration"],
                               lr=run.trainer.learning_rate, **mean.means())
         progress.close()
+        _check_workers_agree(run, epoch)
         run.state["epoch"] = epoch + 1
         if run.log:
             run.log.write("epoch", epoch=epoch, iteration=run.state["iteration"], **mean.means())

@@ -24,7 +24,8 @@ def validation_losses(net, loss_fn, dataset, cfg, ctx, per_device_batch=1, seed=
     out. Returns a dict of the five losses and their ``total``.
     """
     view = SeededTrainView(dataset, TrainTransform(cfg["short"], cfg["max_size"], flip_prob=0.0), seed)
-    batchify = TrainBatchify(RPNTargetGenerator.from_preset(cfg), sampled_rpn=True)
+    batchify = TrainBatchify(RPNTargetGenerator.from_preset(cfg), sampled_rpn=True,
+                             roi_key_count=net.sampler.key_count)  # every random choice seeded
     saved = {name: p.data(ctx).copy() for name, p in net.collect_params().items()
              if name.endswith(_RUNNING_STATS)}
     mean = RunningMean()

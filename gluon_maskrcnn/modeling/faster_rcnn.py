@@ -34,6 +34,9 @@ class FasterRCNN(gluon.HybridBlock):
     padding) returns ``raw_rpn_score`` (B, S, 1) and ``raw_rpn_box`` (B, S, 4) for those
     anchors only: the same values and gradients; hybridized, a much cheaper backward pass
     (see :meth:`~gluon_maskrcnn.modeling.rpn.RPN.sampled_forward`).
+    A fifth input, ``roi_keys`` (B, K) with K = ``sampler.key_count``, gives the random keys of
+    each image's ROI sampling (see :class:`~gluon_maskrcnn.modeling.targets.RCNNTargetSampler`);
+    without it they are drawn in the graph.
 
     Parameters
     ----------
@@ -97,7 +100,7 @@ class FasterRCNN(gluon.HybridBlock):
             self.rpn = rpn
             self.roi_pool = roi_pool
             self._make_predictors(in_units=0)
-            self.sampler = RCNNTargetSampler(per_device_batch_size, rpn._train[1], num_sample,
+            self.sampler = RCNNTargetSampler(per_device_batch_size, rpn.train_post_nms, num_sample,
                                              pos_iou_thresh, pos_ratio, max_num_gt)
             self.target_generator = RCNNTargetGenerator(self.num_class, self.sampler.max_pos)
         self._output_types = {}
@@ -111,7 +114,7 @@ class FasterRCNN(gluon.HybridBlock):
     @property
     def max_dets(self):
         """Detections per image: ``max_dets``, or all candidates when there are fewer."""
-        return min(self._nms["max_dets"], self.num_class * self.rpn._test[1])
+        return min(self._nms["max_dets"], self.num_class * self.rpn.test_post_nms)
 
     def set_nms(self, nms_thresh=0.5, nms_topk=-1, max_dets=100, force_nms=False, score_thresh=0.01):
         """Change detection filtering; re-hybridize afterwards if the net was hybridized."""
@@ -182,7 +185,7 @@ class FasterRCNN(gluon.HybridBlock):
                                      clip=self._box_clip, **dict(self._nms, max_dets=self.max_dets))
         return dict(feats=feats, ids=ids, scores=scores, bboxes=bboxes)
 
-    def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None):
+    def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None, roi_keys=None):
         """Stage outputs in training: dict holding every name of :attr:`TRAIN_OUTPUTS`, and more."""
         batch, num_pos = self._batch_size, self.sampler.max_pos
         feats = self._features(x)
@@ -195,7 +198,8 @@ class FasterRCNN(gluon.HybridBlock):
             # sampled anchors (sampled_forward's imperative use of the head's weights broke
             # dist_sync's kvstore initialisation)
             raw_score, raw_box = (at_anchors(raw, rpn_anchor_ids) for raw in (raw_score, raw_box))
-        rois, samples, matches = self.sampler(rpn_rois, rpn_scores, gt_boxes)  # (B, S, ...)
+        keys = () if roi_keys is None else (roi_keys,)
+        rois, samples, matches = self.sampler(rpn_rois, rpn_scores, gt_boxes, *keys)  # (B, S, ...)
         top_feat, box_feat = self._head_features(F, self._pool(F, feats, rois))
         cls_pred = self.class_predictor(box_feat).reshape((batch, -1, self.num_class + 1))  # (B*S, C+1) -> (B, S, C+1)
         cls_targets, box_targets, box_masks, indices = self.target_generator(
@@ -208,11 +212,11 @@ class FasterRCNN(gluon.HybridBlock):
                     indices=indices, top_feat=top_feat)
 
     # ----------------------------------------------------------------- forward
-    def hybrid_forward(self, F, x, gt_boxes=None, gt_labels=None, rpn_anchor_ids=None):
+    def hybrid_forward(self, F, x, gt_boxes=None, gt_labels=None, rpn_anchor_ids=None, roi_keys=None):
         if autograd.is_training():
             if gt_boxes is None or gt_labels is None:
                 raise ValueError("training forward needs gt_boxes (B, M, 4) and gt_labels (B, M, 1)")
-            stage = self._training(F, x, gt_boxes, gt_labels, rpn_anchor_ids)
+            stage = self._training(F, x, gt_boxes, gt_labels, rpn_anchor_ids, roi_keys)
             return tuple(stage[name] for name in self.TRAIN_OUTPUTS)
         stage = self._inference(F, x)
         return tuple(stage[name] for name in self.INFER_OUTPUTS)

@@ -1,16 +1,19 @@
-"""The five Mask R-CNN losses, normalised as GluonCV's training normalises them.
+"""The five Mask R-CNN losses, each normalised per image and averaged over the images.
 
-Each loss is a scalar for the whole (per-device) batch:
+For each image:
 
-- ``rpn_cls``: sigmoid cross-entropy over the sampled anchors / number of sampled anchors;
-- ``rpn_box``: smooth-L1 (beta 1/9) over positive anchors / number of sampled anchors;
-- ``rcnn_cls``: softmax cross-entropy over the sampled ROIs / number of sampled ROIs;
-- ``rcnn_box``: smooth-L1 (beta 1) over the positives' own-class deltas / number of sampled ROIs;
-- ``mask``: per-pixel sigmoid cross-entropy on the positives' own-class masks / weighted pixels
-  (the mask head's channel of each positive's class, picked before the loss).
+- ``rpn_cls``: sigmoid cross-entropy over its sampled anchors / its number of sampled anchors;
+- ``rpn_box``: smooth-L1 (beta 1/9) over its positive anchors / its number of sampled anchors;
+- ``rcnn_cls``: softmax cross-entropy over its sampled ROIs / its number of sampled ROIs;
+- ``rcnn_box``: smooth-L1 (beta 1) over its positives' own-class deltas / its number of sampled ROIs;
+- ``mask``: per-pixel sigmoid cross-entropy on its positives' own-class masks / its weighted
+  pixels (the mask head's channel of each positive's class, picked before the loss).
 
-GluonCV computes the same quantities multiplied by the batch size and then divides the
-gradient by it in ``trainer.step(batch_size)``; here the division is already done.
+Each loss of a batch is the mean of these per-image values. A global step's gradient is then
+the mean over its images whatever the split: one device with B images, B devices with one
+each, or B workers. GluonCV normalises by the counts of each device's whole batch instead,
+which is the same with its default of one image per device (and differs with more, since the
+images have different numbers of positives).
 """
 from collections import namedtuple
 
@@ -34,8 +37,11 @@ def _smooth_l1(F, diff, beta):
     return F.where(absolute > beta, absolute - 0.5 * beta, (0.5 / beta) * F.square(diff))
 
 
-def _safe_div(F, total, count):
-    return total / F.maximum(count, 1.0)
+def _per_image_mean(F, values, weights):
+    """mean over images b of sum(values[b]) / max(sum(weights[b]), 1); both (B, ...) -> (1,)."""
+    totals = F.sum(values, axis=0, exclude=True)  # (B, ...) -> (B,)
+    counts = F.sum(weights, axis=0, exclude=True)  # (B, ...) -> (B,)
+    return F.mean(totals / F.maximum(counts, 1.0))
 
 
 class MaskRCNNLoss(gluon.HybridBlock):
@@ -59,26 +65,24 @@ class MaskRCNNLoss(gluon.HybridBlock):
                        rpn_box_masks, cls_pred, cls_targets, box_pred, box_targets, box_masks,
                        mask_pred, mask_targets, mask_weights):
         rpn_weight = rpn_cls_targets >= 0  # (B, N)
-        num_anchors = F.sum(rpn_weight)
         rpn_bce = _sigmoid_bce(F, raw_rpn_score.reshape((0, -1)), F.relu(rpn_cls_targets))  # (B, N, 1) -> (B, N)
-        rpn_cls = _safe_div(F, F.sum(rpn_bce * rpn_weight), num_anchors)
+        rpn_cls = _per_image_mean(F, rpn_bce * rpn_weight, rpn_weight)
         rpn_l1 = _smooth_l1(F, raw_rpn_box - rpn_box_targets, self._rpn_beta) * rpn_box_masks
-        rpn_box = _safe_div(F, F.sum(rpn_l1), num_anchors)
+        rpn_box = _per_image_mean(F, rpn_l1, rpn_weight)
 
         roi_weight = cls_targets >= 0  # (B, S)
-        num_rois = F.sum(roi_weight)
         log_prob = F.log_softmax(cls_pred, axis=-1)
         ce = -F.pick(log_prob, F.relu(cls_targets), axis=-1)  # (B, S)
-        rcnn_cls = _safe_div(F, F.sum(ce * roi_weight), num_rois)
+        rcnn_cls = _per_image_mean(F, ce * roi_weight, roi_weight)
         box_l1 = _smooth_l1(F, box_pred - box_targets, self._rcnn_beta) * box_masks
-        rcnn_box = _safe_div(F, F.sum(box_l1), num_rois)
+        rcnn_box = _per_image_mean(F, box_l1, roi_weight)
 
         pos_cls = F.slice_like(cls_targets, mask_weights, axes=(1,)) - 1  # (B, S) -> (B, P), from 0
         pixel_cls = F.broadcast_like(pos_cls.reshape((0, 0, 1, 1)), mask_targets)  # (B, P, M, M)
         own_logits = F.pick(mask_pred, pixel_cls, axis=2, mode="clip")  # (B, P, C, M, M) -> (B, P, M, M)
         pixel_weights = F.broadcast_like(mask_weights.reshape((0, 0, 1, 1)), mask_targets)  # (B, P, M, M)
         mask_bce = _sigmoid_bce(F, own_logits, mask_targets) * pixel_weights
-        mask = _safe_div(F, F.sum(mask_bce), F.sum(pixel_weights))
+        mask = _per_image_mean(F, mask_bce, pixel_weights)
         return rpn_cls, rpn_box, rcnn_cls, rcnn_box, mask
 
     def __call__(self, *args):

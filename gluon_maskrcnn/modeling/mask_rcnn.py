@@ -50,8 +50,8 @@ class MaskRCNN(FasterRCNN):
         stage["masks"] = F.sigmoid(masks).reshape((-4, -1, self.max_dets, -2))  # (B*K, M, M) -> (B, K, M, M)
         return stage
 
-    def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None):
-        stage = super()._training(F, x, gt_boxes, gt_labels, rpn_anchor_ids)
+    def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None, roi_keys=None):
+        stage = super()._training(F, x, gt_boxes, gt_labels, rpn_anchor_ids, roi_keys)
         pos_top = _first_per_image(F, stage["top_feat"], self._batch_size, self.sampler.num_sample,
                                    self.sampler.max_pos)
         logits = self.mask(pos_top)  # (B*P, C, M, M)

@@ -132,9 +132,19 @@ class RPN(gluon.HybridBlock):
         return self.rpn_head if self.multi_level else self
 
     @property
+    def train_post_nms(self):
+        """Proposals returned per image in training."""
+        return self._train[1]
+
+    @property
+    def test_post_nms(self):
+        """Proposals returned per image at inference."""
+        return self._test[1]
+
+    @property
     def post_nms(self):
         """Number of proposals returned per image in the current mode."""
-        return self._train[1] if autograd.is_training() else self._test[1]
+        return self.train_post_nms if autograd.is_training() else self.test_post_nms
 
     def _levels(self, feats):
         """(anchors, raw scores, raw deltas) of each level."""

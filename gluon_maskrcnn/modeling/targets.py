@@ -3,7 +3,10 @@
 Sampling follows GluonCV's semantics: the ground-truth boxes join the proposals; an ROI is
 positive when its best IoU reaches ``pos_iou_thresh``; invalid proposals (score -1) are
 ignored; the first ``max_pos`` slots take positives first (then negatives), the other
-slots take negatives first (then left-over positives). Ties are broken at random.
+slots take negatives first (then left-over positives). Within each kind the order is random:
+by random keys the caller gives for each image (the training loop draws them from the image's
+own seed, so a sample does not depend on the device or worker that computes it), or by keys
+drawn in the graph when none are given.
 """
 from mxnet import autograd, gluon
 
@@ -22,8 +25,11 @@ def _gather_per_image(F, values, index):
     return F.take(values.reshape((-1,)), flat_index)
 
 
-def _sample_one(F, roi, score, gt_box, num_proposal, max_num_gt, max_pos, num_sample, pos_iou):
-    """Sample ``num_sample`` ROIs of one image. Returns (rois (S, 4), samples (S,), matches (S,))."""
+def _sample_one(F, roi, score, gt_box, keys, max_pos, num_sample, pos_iou):
+    """Sample ``num_sample`` ROIs of one image with random ``keys`` (N + M_max,) in [0, 1).
+
+    Returns (rois (S, 4), samples (S,), matches (S,)).
+    """
     gt_valid = F.sign(F.sum(gt_box, axis=-1) + 1)  # (M,): +1 real box, -1 padding
     all_roi = F.concat(roi, gt_box, dim=0)  # (N + M, 4)
     all_valid = F.concat(score.reshape((-1,)), gt_valid, dim=0) >= 0  # (N + M,)
@@ -32,7 +38,7 @@ def _sample_one(F, roi, score, gt_box, num_proposal, max_num_gt, max_pos, num_sa
     matches = ious.argmax(axis=-1)
     positive = best_iou >= pos_iou
     negative = (1 - positive) * all_valid
-    noise = F.slice_like(F.random.uniform(0, 1, shape=(num_proposal + max_num_gt,)), best_iou)
+    noise = F.slice_like(keys, best_iou)  # (N + M_max,) -> (N + M,)
     # first max_pos slots: positives, then negatives, then ignored (random within each)
     order = F.argsort(positive * 2 + negative + noise, is_ascend=False)
     head = F.slice_axis(order, axis=0, begin=0, end=max_pos)
@@ -49,9 +55,11 @@ def _sample_one(F, roi, score, gt_box, num_proposal, max_num_gt, max_pos, num_sa
 class RCNNTargetSampler(gluon.HybridBlock):
     """Sample ``num_sample`` ROIs per image from the proposals and the ground truth.
 
-    Forward ``(rois (B, N, 4), scores (B, N, 1), gt_boxes (B, M, 4))`` ->
+    Forward ``(rois (B, N, 4), scores (B, N, 1), gt_boxes (B, M, 4)[, keys (B, K)])`` ->
     ``(rois (B, S, 4), samples (B, S) in {1, -1, 0}, matches (B, S) ground-truth index)``.
-    Positives occupy the first ``max_pos`` slots.
+    Positives occupy the first ``max_pos`` slots. ``keys`` are uniform random numbers in [0, 1),
+    ``K = key_count`` per image, that order the candidates within each kind; without them
+    they are drawn in the graph.
     """
 
     def __init__(self, num_image, num_proposal, num_sample, pos_iou_thresh=0.5, pos_ratio=0.25,
@@ -64,14 +72,20 @@ class RCNNTargetSampler(gluon.HybridBlock):
         self._pos_iou = pos_iou_thresh
         self._max_num_gt = max_num_gt
 
-    def hybrid_forward(self, F, rois, scores, gt_boxes):
+    @property
+    def key_count(self):
+        """Random keys per image: one for each proposal and each ground-truth row."""
+        return self._num_proposal + self._max_num_gt
+
+    def hybrid_forward(self, F, rois, scores, gt_boxes, keys=None):
         with autograd.pause():
+            if keys is None:
+                keys = F.random.uniform(0, 1, shape=(self._num_image, self.key_count))
             per_image = []
             for i in range(self._num_image):
                 pick = lambda t: F.squeeze(F.slice_axis(t, axis=0, begin=i, end=i + 1), axis=0)
-                per_image.append(_sample_one(F, pick(rois), pick(scores), pick(gt_boxes),
-                                             self._num_proposal, self._max_num_gt, self.max_pos,
-                                             self.num_sample, self._pos_iou))
+                per_image.append(_sample_one(F, pick(rois), pick(scores), pick(gt_boxes), pick(keys),
+                                             self.max_pos, self.num_sample, self._pos_iou))
             return tuple(F.stack(*parts, axis=0) for parts in zip(*per_image))
 
 

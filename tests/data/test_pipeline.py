@@ -77,6 +77,37 @@ def test_train_batchify_pads_and_computes_rpn_targets():
     assert (cls_t[0] == 1).sum().asscalar() > 0 and (cls_t[1] == 1).sum().asscalar() == 0
 
 
+def test_global_batches_hold_the_same_images_however_they_are_split():
+    ratios = np.random.RandomState(4).uniform(0.5, 2.0, size=23)
+    whole = list(AspectRatioBatchSampler(ratios, batch_size=4, seed=3, last_batch="discard"))
+    for shards, per_shard in ((2, 2), (4, 1)):
+        parts = [list(AspectRatioBatchSampler(ratios, per_shard, seed=3, num_shards=shards, shard_index=k,
+                                              last_batch="discard")) for k in range(shards)]
+        assert all(len(p) == len(whole) for p in parts)
+        for step, batch in enumerate(whole):  # step i of every shard is a slice of global batch i
+            assert sum((p[step] for p in parts), []) == batch
+
+
+def test_an_images_random_choices_do_not_depend_on_its_batch_partners():
+    """Anchor subsampling and ROI-sampling keys come from the image's own seed."""
+    gen = RPNTargetGenerator.from_preset(PRESETS["mask_rcnn_fpn_resnet18_v1b_coco"])
+    rng = np.random.RandomState(0)
+
+    def sample(seed):
+        boxes = np.array([[5, 5, 40, 40], [20, 10, 60, 50]], np.float32)
+        return (rng.rand(3, 64, 64).astype(np.float32), boxes, np.array([0.0, 1.0]),
+                np.ones((2, 64, 64), np.uint8), seed)
+
+    a, b = sample(11), sample(12)
+    batchify = TrainBatchify(gen, sampled_rpn=True, roi_key_count=50)
+    together, alone = batchify([a, b]), batchify([a])
+    assert len(together) == 9 and together[-1].shape == (2, 50)
+    for both, single in zip(together[4:], alone[4:]):  # RPN targets, anchor ids and ROI keys
+        np.testing.assert_array_equal(both.asnumpy()[0], single.asnumpy()[0])
+    assert not np.array_equal(together[-1].asnumpy()[0], together[-1].asnumpy()[1])
+    assert 0 <= together[-1].asnumpy().min() and together[-1].asnumpy().max() < 1
+
+
 def test_val_batchify():
     images, infos = ValBatchify()([(np.ones((3, 10, 12), np.float32), np.array([10, 12, 0.5], np.float32)),
                                    (np.ones((3, 12, 8), np.float32), np.array([12, 8, 0.5], np.float32))])

@@ -25,22 +25,26 @@ def test_learning_rate_schedule():
     assert learning_rate(50, 0.3, 100, mode="cosine") == pytest.approx(0.15)
 
 
-def test_gradient_clipping_scales_to_the_global_norm_only_when_above_it():
+def test_clipping_reads_the_norm_of_the_applied_gradient_summed_over_devices():
+    """After the all-reduce every device holds the sum over 2 devices; the update applies half
+    of it, so that half's norm is what is compared with the limit."""
     from mxnet import gluon
 
-    from gluon_maskrcnn.engine.trainer import _clip_global_norm
+    from gluon_maskrcnn.engine.trainer import clip_summed_gradients
 
+    ctx = [mx.cpu(0), mx.cpu(1)]
     net = gluon.nn.Dense(2, in_units=2, use_bias=True)
-    net.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
-    net.weight.grad(mx.cpu(0))[:] = mx.nd.array([[3, 0], [0, 0]])
-    net.bias.grad(mx.cpu(0))[:] = mx.nd.array([0, 4])  # global norm 5 on cpu(0)
-    net.weight.grad(mx.cpu(1))[:] = mx.nd.array([[0.3, 0], [0, 0]])
-    net.bias.grad(mx.cpu(1))[:] = mx.nd.array([0, 0.4])  # 0.5 on cpu(1): left alone
-    _clip_global_norm(net, [mx.cpu(0), mx.cpu(1)], max_norm=1.0)
-    np.testing.assert_allclose(net.weight.grad(mx.cpu(0)).asnumpy(), [[0.6, 0], [0, 0]], rtol=1e-6)
-    np.testing.assert_allclose(net.bias.grad(mx.cpu(0)).asnumpy(), [0, 0.8], rtol=1e-6)
-    np.testing.assert_array_equal(net.weight.grad(mx.cpu(1)).asnumpy(), np.float32([[0.3, 0], [0, 0]]))
-    np.testing.assert_array_equal(net.bias.grad(mx.cpu(1)).asnumpy(), np.float32([0, 0.4]))
+    net.initialize(ctx=ctx)
+    for device in ctx:  # summed gradient: norm 10, so the applied (mean) gradient has norm 5
+        net.weight.grad(device)[:] = mx.nd.array([[6, 0], [0, 0]])
+        net.bias.grad(device)[:] = mx.nd.array([0, 8])
+    assert clip_summed_gradients(net, ctx, max_norm=6.0, num_parts=2) == pytest.approx(5.0)
+    for device in ctx:  # under the limit: untouched, bit for bit
+        np.testing.assert_array_equal(net.weight.grad(device).asnumpy(), np.float32([[6, 0], [0, 0]]))
+    assert clip_summed_gradients(net, ctx, max_norm=1.0, num_parts=2) == pytest.approx(5.0)
+    for device in ctx:  # scaled by 1/5 on every device: the applied gradient's norm is now 1
+        np.testing.assert_allclose(net.weight.grad(device).asnumpy(), [[1.2, 0], [0, 0]], rtol=1e-6)
+        np.testing.assert_allclose(net.bias.grad(device).asnumpy(), [0, 1.6], rtol=1e-6)
 
 
 def _one_sgd_step(optimizer, steps=1):
@@ -134,7 +138,7 @@ def test_two_cpu_contexts_give_the_same_update_as_one():
     where every candidate ROI is taken (so no random subset is drawn on either device)."""
     from types import SimpleNamespace
 
-    from mxnet import gluon, nd
+    from mxnet import nd
 
     from helpers import tiny_batch, tiny_model
     from gluon_maskrcnn.engine.distributed import Distributed
@@ -147,10 +151,10 @@ def test_two_cpu_contexts_give_the_same_update_as_one():
         net, cfg = tiny_model(True, seed=3, batch_size=per_device, **small)
         net.collect_params().reset_ctx(contexts)
         batch = [nd.concat(t, t, dim=0) for t in tiny_batch(cfg, [[(10, 10, 50, 60, 0)]])]
-        trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9},
-                                kvstore="device")
+        dist = Distributed("device")
+        trainer = dist.trainer(net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
         run = SimpleNamespace(ctx=contexts, net=net, loss=MaskRCNNLoss(), trainer=trainer, clip_norm=None,
-                              dist=Distributed("device"), state=dict(epoch=0, iteration=0))
+                              dist=dist, total_parts=len(contexts), state=dict(epoch=0, iteration=0))
         _train_step(run, batch)
         updated.append({k: p.data(contexts[-1]).asnumpy() for k, p in net._collect_params_with_prefix().items()})
     for key in updated[0]:

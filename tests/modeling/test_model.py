@@ -100,18 +100,22 @@ def test_loss_block_hand_values():
 def test_mask_loss_scores_each_positives_own_class_channel(rng):
     logits = rng.randn(2, 3, 4, 5, 5).astype(np.float32)  # (B, P, C, M, M)
     targets = (rng.rand(2, 3, 5, 5) > 0.5).astype(np.float32)
-    cls_targets = np.array([[3, 0, 1, 0, 2, 0], [4, -1, 2, 1, 0, 0]], np.float32)  # first P=3 are the positives' slots
+    # first P=3 are the positives' slots: 2 positives in image 0, 3 in image 1
+    cls_targets = np.array([[3, 0, 1, 0, 2, 0], [4, 1, 2, 1, 0, 0]], np.float32)
     weights = (cls_targets[:, :3] > 0).astype(np.float32)
     zeros = lambda *s: nd.zeros(s)
     out = MaskRCNNLoss()(zeros(2, 1, 1), zeros(2, 1, 4), zeros(2, 1), zeros(2, 1, 4), zeros(2, 1, 4),
                          zeros(2, 6, 5), nd.array(cls_targets), zeros(2, 3, 4, 4), zeros(2, 3, 4, 4),
                          zeros(2, 3, 4, 4), nd.array(logits), nd.array(targets), nd.array(weights))
-    total, pixels = 0.0, 0
-    for b, p in zip(*np.nonzero(weights)):
-        x, t = logits[b, p, int(cls_targets[b, p]) - 1].astype(np.float64), targets[b, p]
-        total += (np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))).sum()
-        pixels += t.size
-    np.testing.assert_allclose(out.mask.asscalar(), total / pixels, rtol=1e-5)
+    per_image = []  # each image's loss is normalised by its own pixels, then the images averaged
+    for b in range(2):
+        total, pixels = 0.0, 0
+        for p in np.flatnonzero(weights[b]):
+            x, t = logits[b, p, int(cls_targets[b, p]) - 1].astype(np.float64), targets[b, p]
+            total += (np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))).sum()
+            pixels += t.size
+        per_image.append(total / pixels)
+    np.testing.assert_allclose(out.mask.asscalar(), np.mean(per_image), rtol=1e-5)
 
 
 @pytest.mark.parametrize("fpn", [True, False])

@@ -33,6 +33,26 @@ def test_sampler_one_gt():
     assert np.all(sampled[4:, 0] >= 100) | np.all(sampled[4:].max(axis=1) >= 140)
 
 
+def test_sampler_orders_each_kind_by_the_given_keys():
+    """With keys, the positives taken are the 4 with the largest keys among the 5, in key order;
+    the slots after them take the negatives in key order. Exact, and the same every call."""
+    rois, scores = _proposals()
+    gt = nd.array([[[10, 10, 50, 50], [-1, -1, -1, -1]]])
+    sampler = RCNNTargetSampler(1, num_proposal=10, num_sample=8, pos_iou_thresh=0.5, pos_ratio=0.5,
+                                max_num_gt=2)
+    assert sampler.key_count == 12
+    # rows: 4 near (positive), 4 far (negative), 2 invalid, the gt (positive), padding
+    keys = nd.array([[0.1, 0.7, 0.3, 0.9, 0.2, 0.8, 0.6, 0.4, 0.99, 0.98, 0.5, 0.97]])
+    first = sampler(rois, scores, gt, keys)
+    again = sampler(rois, scores, gt, keys)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+    expected = [[8, 8, 48, 48], [12, 10, 52, 50], [10, 10, 50, 50], [10, 14, 50, 54],  # keys .9 .7 .5 (gt) .3
+                [150, 10, 190, 50], [10, 150, 50, 190], [120, 150, 180, 190], [100, 100, 140, 140]]  # .8 .6 .4 .2
+    np.testing.assert_array_equal(first[0].asnumpy()[0], expected)
+    np.testing.assert_array_equal(first[1].asnumpy()[0], [1, 1, 1, 1, -1, -1, -1, -1])
+
+
 def test_sampler_no_gt_gives_only_negatives():
     rois, scores = _proposals()
     gt = -nd.ones((1, 2, 4))
