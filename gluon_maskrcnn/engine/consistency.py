@@ -28,7 +28,8 @@ def repeat_dist_sync(runs, num_workers=2, workdir=None, sink=sys.stdout):
 
     workdir = workdir or tempfile.mkdtemp(prefix="dist_consistency_")
     root = os.path.join(workdir, "data")
-    ensure_synthetic_coco(root, WORKER_FLAGS["synthetic_train"], WORKER_FLAGS["synthetic_val"])    results = []
+    ensure_synthetic_coco(root, WORKER_FLAGS["synthetic_train"], WORKER_FLAGS["synthetic_val"])
+    results = []
     for index in range(runs):
         log = os.path.join(workdir, "run%03d.log" % index)
         command = [sys.executable, "-m", "gluon_maskrcnn.engine.consistency", root,

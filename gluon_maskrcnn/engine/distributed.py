@@ -1,6 +1,7 @@
 """One interface over the engines that spread training: a kvstore (local, device, nccl,
 dist_sync, dist_device_sync) or Horovod."""
 import hashlib
+import pickle
 
 import mxnet as mx
 import numpy as np
@@ -8,8 +9,9 @@ from mxnet import gluon
 
 __all__ = ["Distributed", "PerTensorSGD", "make_optimizer", "pull_initial_weights", "parameter_digests"]
 
-# a kvstore key of its own for the parameter digests, past any trainer's parameter indices
-_DIGEST_KEY = 1 << 30
+# kvstore keys of the exchanges between workers, past any trainer's parameter indices: one per
+# power-of-two size, so that repeated exchanges reuse the server's arrays
+_EXCHANGE_KEY = 1 << 30
 
 
 class Distributed:
@@ -32,7 +34,7 @@ class Distributed:
             self.kv = kv_store
             self.rank, self.num_workers = 0, 1
         self._weights_pulled = False
-        self._digest_key_ready = False
+        self._exchange_keys = set()
 
     @property
     def is_root(self):
@@ -78,16 +80,40 @@ class Distributed:
                 differing[rank] = [name for name, differs in zip(names, apart) if differs]
         return differing
 
-    def _sum_over_workers(self, vector):
-        """The element-wise sum of ``vector`` over all workers (each contributes its own)."""
+    def all_gather(self, obj):
+        """[rank 0's ``obj``, rank 1's, ...] on every worker (any picklable object). Every
+        worker must call it at the same point."""
+        if self.num_workers == 1:
+            return [obj]
         if self.horovod:
-            return self._hvd.allreduce(vector, average=False, name="gluon_maskrcnn_digest")
-        if not self._digest_key_ready:  # rank 0's value initialises the key; pushpull then sums
-            self.kv.init(_DIGEST_KEY, mx.nd.zeros_like(vector))
-            self._digest_key_ready = True
-        out = mx.nd.zeros_like(vector)
-        self.kv.pushpull(_DIGEST_KEY, vector, out=out)
-        return out
+            return self._hvd.allgather_object(obj)
+        payload = np.frombuffer(pickle.dumps(obj), np.uint8)
+        sizes = np.zeros((self.num_workers, 2), np.float32)  # 16-bit halves: exact in float32
+        sizes[self.rank] = divmod(len(payload), 65536)
+        sizes = self._sum_over_workers(mx.nd.array(sizes.reshape(-1))).asnumpy().astype(np.int64)
+        sizes = sizes.reshape((self.num_workers, 2)) @ np.array([65536, 1])  # (W*2,) -> (W, 2) -> (W,)
+        width = -(-int(sizes.max()) // 3)  # 3 bytes per float32 word: exact below 2 ** 24
+        rows = np.zeros((self.num_workers, width * 3), np.float32)
+        rows[self.rank, :len(payload)] = payload
+        words = rows.reshape((self.num_workers, width, 3)) @ np.float32([65536, 256, 1])  # (W, width)
+        words = self._sum_over_workers(mx.nd.array(words.reshape(-1))).asnumpy().astype(np.int64)
+        words = words.reshape((self.num_workers, width, 1))  # (W*width,) -> (W, width, 1)
+        data = ((words >> np.array([16, 8, 0])) & 255).astype(np.uint8).reshape((self.num_workers, -1))
+        return [pickle.loads(data[rank, :sizes[rank]].tobytes()) for rank in range(self.num_workers)]
+
+    def _sum_over_workers(self, vector):
+        """The element-wise sum of a 1-D float32 ``vector`` over all workers."""
+        if self.horovod:
+            return self._hvd.allreduce(vector, average=False, name="gluon_maskrcnn_sum%d" % len(vector))
+        bucket = max(1, int(np.ceil(np.log2(max(len(vector), 1)))))
+        key, padded = _EXCHANGE_KEY + bucket, 2 ** bucket
+        if key not in self._exchange_keys:  # rank 0's zeros initialise it; pushpull then sums
+            self.kv.init(key, mx.nd.zeros((padded,)))
+            self._exchange_keys.add(key)
+        out = mx.nd.zeros((padded,))
+        self.kv.pushpull(key, mx.nd.concat(vector, mx.nd.zeros((padded - len(vector),)), dim=0)
+                         if padded > len(vector) else vector, out=out)
+        return out[:len(vector)]
 
     def check_contexts(self, ctx):
         """Horovod reduces the gradients of one device per process: refuse several."""

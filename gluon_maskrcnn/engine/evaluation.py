@@ -16,26 +16,28 @@ __all__ = ["predict_dataset", "coco_evaluate", "evaluate", "format_metrics"]
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
-def _val_loader(dataset, net, batch_size, num_workers):
+def _val_loader(dataset, net, batch_size, num_workers, indices):
     transform = ValTransform(net.short, net.max_size)
     view = dataset.transform(lambda image, instances: transform(image))
-    return mx.gluon.data.DataLoader(view, batch_size=batch_size, shuffle=False,
+    return mx.gluon.data.DataLoader(view, batch_size=batch_size, sampler=indices,
                                     batchify_fn=ValBatchify(), num_workers=num_workers)
 
 
-def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_thresh=0.0):
-    """Run ``net`` over a :class:`~gluon_maskrcnn.data.coco.COCOInstances` split.
+def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_thresh=0.0, indices=None):
+    """Run ``net`` over a :class:`~gluon_maskrcnn.data.coco.COCOInstances` split, or over the
+    images at ``indices`` of it.
 
     Returns COCO result dicts (bbox xywh and RLE segmentation in original pixels).
     """
     from pycocotools import mask as mask_utils
 
     ctx = ctx or [mx.cpu()]
-    results, index = [], 0
-    for images, infos in _val_loader(dataset, net, batch_size, num_workers):
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    results, position = [], 0
+    for images, infos in _val_loader(dataset, net, batch_size, num_workers, indices):
         outputs = [o.asnumpy() for o in net(images.as_in_context(ctx[0]))]
         for b in range(images.shape[0]):
-            meta = dataset.images[index]
+            meta = dataset.images[indices[position]]
             det = detections_to_original(*(o[b] for o in outputs), float(infos[b, 2].asscalar()),
                                          meta["height"], meta["width"], score_thresh)
             for box, label, score, mask in zip(det["boxes"], det["labels"], det["scores"], det["masks"]):
@@ -45,7 +47,7 @@ def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_t
                                          float(box[3] - box[1])],
                                 "score": float(score),
                                 "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()}})
-            index += 1
+            position += 1
     return results
 
 
@@ -72,9 +74,19 @@ def coco_evaluate(annotation_file, results, image_ids=None):
     return metrics
 
 
-def evaluate(net, dataset, ctx=None, batch_size=1, num_workers=0, results_file=None):
-    """Predict and evaluate a split; optionally write the results JSON (atomically)."""
-    results = predict_dataset(net, dataset, ctx, batch_size, num_workers)
+def evaluate(net, dataset, ctx=None, batch_size=1, num_workers=0, results_file=None, shard=(0, 1),
+             all_gather=None):
+    """Predict and evaluate a split; optionally write the results JSON (atomically).
+
+    With several workers, ``shard=(rank, count)`` makes this worker predict images ``rank``,
+    ``rank + count``, ...; ``all_gather`` (``Distributed.all_gather``) brings every shard's
+    results to every worker, which all return the metrics of the whole split.
+    """
+    rank, count = shard
+    results = predict_dataset(net, dataset, ctx, batch_size, num_workers,
+                              indices=range(rank, len(dataset), count))
+    if count > 1:
+        results = _in_image_order(sum(all_gather(results), []), dataset)
     if results_file:
         def write(tmp):
             with open(tmp, "w") as f:
@@ -82,6 +94,12 @@ def evaluate(net, dataset, ctx=None, batch_size=1, num_workers=0, results_file=N
 
         atomic_write(results_file, write)
     return coco_evaluate(dataset.annotation_file, results, [im["id"] for im in dataset.images])
+
+
+def _in_image_order(results, dataset):
+    """Results regrouped in the split's image order (each image's own order kept)."""
+    order = {image["id"]: position for position, image in enumerate(dataset.images)}
+    return sorted(results, key=lambda result: order[result["image_id"]])
 
 
 def format_metrics(metrics):

@@ -102,7 +102,7 @@ class _Run:
         self.log = MetricsLog(args.save_prefix + "_metrics.jsonl") if self.dist.is_root else None
         self.train_set = COCOInstances(args.dataset_root, args.train_split, skip_empty=True)
         self.val_set = (COCOInstances(args.dataset_root, args.val_split, skip_empty=False)
-                        if args.val_interval > 0 and self.dist.is_root else None)
+                        if args.val_interval > 0 else None)  # every worker evaluates a shard
         per_device = self.per_device = max(1, args.batch_size // len(self.ctx))
         _reseed(args.seed, -1)  # the same initial weights on every worker (and rank 0's are broadcast)
         self.net, self.cfg = build_network(args, self.train_set.classes, per_device, self.ctx)
@@ -210,13 +210,19 @@ def _check_workers_agree(run, epoch):
 
 
 def _evaluate(run, epoch):
+    """Every worker predicts its shard of the val split; all get the metrics, and rank 0 logs
+    them, draws the gallery, computes the validation loss and keeps the best checkpoint."""
     from .visualize import save_gallery
 
     args = run.args
     # A hybridized graph is traced for one call signature: re-trace for inference, and back.
     run.net._clear_cached_op()
     metrics = evaluate(run.net, run.val_set, ctx=run.ctx[:1],
-                       results_file="%s_val_results.json" % args.save_prefix)
+                       results_file="%s_val_results.json" % args.save_prefix if run.dist.is_root else None,
+                       shard=(run.dist.rank, run.dist.num_workers), all_gather=run.dist.all_gather)
+    if not run.dist.is_root:
+        run.net._clear_cached_op()
+        return metrics
     logger.info("epoch %d validation\n%s", epoch, format_metrics(metrics))
     save_gallery(run.net, run.val_set, args.save_prefix + "_predictions.png", ctx=run.ctx[0])
     run.net._clear_cached_op()

@@ -88,6 +88,27 @@ def test_a_late_initial_pull_cannot_make_dist_sync_workers_part(tiny_root, tmp_p
     assert _differing_keys(prefix) == []
 
 
+def test_dist_sync_workers_evaluate_a_shard_each_and_score_the_whole_split(tiny_root, tmp_path):
+    """Each worker predicts half of the val split; rank 0's results file and AP equal a
+    single-process evaluation of the same checkpoint."""
+    from gluon_maskrcnn.data.coco import COCOInstances
+    from gluon_maskrcnn.engine.evaluation import coco_evaluate, predict_dataset
+    from gluon_maskrcnn.engine.loading import load_model
+
+    prefix = str(tmp_path / "eval")
+    code, output = _run_dist_sync(tiny_root, prefix, tmp_path / "eval.log", "--epochs", "1", "--lr", "0.01",
+                                  "--norm", "frozen", "--val-interval", "1")
+    assert code == 0, output[-3000:]
+    root_prefix = next(p for p in ("%s-w0" % prefix, "%s-w1" % prefix) if os.path.exists(p + "-last.json"))
+    gathered = json.load(open(root_prefix + "_val_results.json"))
+    logged = [r for r in map(json.loads, open(root_prefix + "_metrics.jsonl")) if r["kind"] == "eval"][-1]
+    val = COCOInstances(tiny_root, "val", skip_empty=False)
+    assert len(val) == 2 and {r["image_id"] for r in gathered} == {im["id"] for im in val.images}
+    alone = predict_dataset(load_model(root_prefix + "-last"), val)
+    assert json.loads(json.dumps(alone)) == gathered  # the same detections, in the same order
+    assert logged["metrics"] == coco_evaluate(val.annotation_file, alone, [im["id"] for im in val.images])
+
+
 # horovod.mxnet is never imported here: next to it, MXNet's extension-library loader crashes
 @pytest.mark.skipif(HOROVODRUN is None or importlib.util.find_spec("horovod") is None,
                     reason="Horovod is not installed")

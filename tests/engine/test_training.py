@@ -208,8 +208,12 @@ def test_validation_loss_is_logged_and_changes_nothing(tiny_root, tmp_path):
         np.testing.assert_array_equal(net.collect_params()[key].data().asnumpy(), value, err_msg=key)
 
 
-OVERFIT_FLAGS = ("--epochs", "50", "--lr", "0.01", "--lr-mode", "step", "--lr-decay-epoch", "40",
-                 "--val-split", "train", "--val-interval", "50", "--log-interval", "2")
+# 100 steps on each of two images with frozen BatchNorm fit them well past the bounds below
+# whatever the thread count: with OMP_NUM_THREADS 1, 2 and 4 the final loss was 2.7% to 3.6% of
+# the first steps', bbox and segm AP50 1.0, bbox AP 0.5 to 0.85 and segm AP 0.75 to 0.95. (50
+# epochs with trainable BatchNorm ended between AP50 0.5 and 1.0 depending on the thread count.)
+OVERFIT_FLAGS = ("--epochs", "100", "--lr", "0.01", "--lr-mode", "step", "--lr-decay-epoch", "80",
+                 "--norm", "frozen", "--val-split", "train", "--val-interval", "100", "--log-interval", "2")
 
 
 def test_tiny_overfit_drives_the_loss_down_and_reaches_high_ap(tmp_path):
@@ -222,7 +226,7 @@ def test_tiny_overfit_drives_the_loss_down_and_reaches_high_ap(tmp_path):
     state = fit(make_args(root, prefix, *OVERFIT_FLAGS))
     log = [json.loads(line) for line in open(prefix + "_metrics.jsonl")]
     losses = [r["total"] for r in log if r["kind"] == "interval"]
-    assert np.mean(losses[-4:]) < 0.3 * np.mean(losses[:4]), losses
+    assert np.mean(losses[-4:]) < 0.15 * np.mean(losses[:4]), losses
     metrics = state["last_metrics"]
     for kind in ("bbox", "segm"):
         assert metrics[kind]["AP50"] >= 0.9 and metrics[kind]["AP"] >= 0.3, metrics
