@@ -4,6 +4,7 @@ Used by ``tests/model_zoo/test_gluoncv_parity.py`` and ``scripts/compare_gluoncv
 """
 import os
 import tempfile
+import types
 
 import mxnet as mx
 import numpy as np
@@ -13,7 +14,12 @@ from ..boxes import box_iou
 from ..modeling.roi_align import with_batch_index
 from ..modeling.rpn import _head_outputs
 
-__all__ = ["gluoncv_model", "load_pair", "stage_differences", "match_detections", "random_image"]
+__all__ = ["gluoncv_model", "load_pair", "stage_differences", "match_detections", "random_image",
+           "training_batch", "training_differences", "GLUONCV_SGD"]
+
+# GluonCV's train_mask_rcnn.py optimizer: SGD, lr 0.00125 per image, momentum 0.9, wd 1e-4 and
+# wd_mult 0 on '.*bias'
+GLUONCV_SGD = dict(learning_rate=0.00125, momentum=0.9, wd=1e-4)
 
 
 def gluoncv_model(name, seed=0, image_shape=(128, 160), **kwargs):
@@ -56,20 +62,37 @@ def _gluoncv_rpn_raw(rpn, feats):
     return nd.concat(*[r[0] for r in raw], dim=1), nd.concat(*[r[1] for r in raw], dim=1)
 
 
-def _gluoncv_pool(ref, feats, rois):
-    """GluonCV's ROI pooling code, fed a sacrificial first ROI.
+def _roi_align_zero_skipped(data, rois, *args, **kwargs):
+    """``contrib.ROIAlign`` whose rows for skipped ROIs (batch index -1) are zeros.
 
-    MXNet's ROIAlign zeroes element n of row 0 for every skipped ROI n, which GluonCV's FPN
-    pooling triggers; the extra first row absorbs those writes, so what is compared is
-    GluonCV's arithmetic rather than that race.
+    MXNet 1.9's CPU ROIAlign leaves those rows unwritten, so they hold whatever the memory pool
+    held before (zeros in a fresh process, garbage after other work), and it writes into ROI 0's
+    row for each of them instead.
     """
+    out = mx.nd.contrib.ROIAlign(data, rois, *args, **kwargs)
+    valid = (rois.slice_axis(axis=1, begin=0, end=1) >= 0).reshape((-1, 1, 1, 1))  # (K, 1) -> (K, 1, 1, 1)
+    return mx.nd.where(mx.nd.broadcast_like(valid, out), out, mx.nd.zeros_like(out))
+
+
+# mx.nd with ROIAlign replaced by _roi_align_zero_skipped, for GluonCV's pooling code
+_ND_ZERO_SKIPPED = types.SimpleNamespace(**dict(vars(nd), contrib=types.SimpleNamespace(
+    **dict(vars(nd.contrib), ROIAlign=_roi_align_zero_skipped))))
+
+
+def _gluoncv_pyramid(ref, feats, rois, *args, **kwargs):
+    """GluonCV's FPN ROI pooling code on ``rois`` (K, 5), without MXNet's ROIAlign race: skipped
+    ROIs give zero rows, and a sacrificial first ROI absorbs the writes into row 0, so what is
+    compared is GluonCV's arithmetic."""
     padded = nd.concat(nd.zeros((1, 5)), rois, dim=0)
+    pool = type(ref)._pyramid_roi_feats
+    return pool(ref, _ND_ZERO_SKIPPED, feats, padded, *args, **kwargs)[1:]
+
+
+def _gluoncv_pool(ref, feats, rois):
+    """GluonCV's ROI pooling of ``rois`` (K, 5) (see :func:`_gluoncv_pyramid`)."""
     if ref.num_stages > 1:
-        pooled = ref._pyramid_roi_feats(nd, feats, padded, ref._roi_size, ref._strides,
-                                        roi_mode=ref._roi_mode)
-    else:
-        pooled = nd.contrib.ROIAlign(feats[0], padded, ref._roi_size, 1.0 / ref._strides, sample_ratio=2)
-    return pooled[1:]
+        return _gluoncv_pyramid(ref, feats, rois, ref._roi_size, ref._strides, roi_mode=ref._roi_mode)
+    return nd.contrib.ROIAlign(feats[0], rois, ref._roi_size, 1.0 / ref._strides, sample_ratio=2)
 
 
 def stage_differences(reference, ours, x):
@@ -133,3 +156,135 @@ def match_detections(reference, ours, top=100, score_tol=1e-3, iou_min=0.99):
 def detections_numpy(outputs):
     """(ids, scores, boxes, masks) of the first image as NumPy arrays."""
     return tuple(o[0].asnumpy() for o in outputs)
+
+
+# Two objects on a 192x224 image: enough anchors for C4's RPN (stride 16, 15 anchors a cell) to
+# fill GluonCV's 2000 training proposals, which its RPN needs
+TRAINING_OBJECTS = ((20, 30, 90, 100, 3), (70, 10, 150, 60, 17))
+TRAINING_SIZE = (192, 224)
+
+
+def training_batch(cfg, boxes=TRAINING_OBJECTS, size=TRAINING_SIZE, seed=0):
+    """One image with rectangular objects ``boxes`` [(x1, y1, x2, y2, class)]: the image
+    (1, 3, H, W), gt boxes (1, M, 4), labels (1, M, 1), masks (1, M, H, W), and dense RPN targets
+    (1, N), (1, N, 4), (1, N, 4) with the anchor subsampling drawn from ``seed``."""
+    from ..data.rpn_targets import RPNTargetGenerator
+
+    rng = np.random.RandomState(seed)
+    h, w = size
+    image = rng.normal(0, 1, size=(1, 3, h, w)).astype(np.float32)
+    gt_boxes = np.array([b[:4] for b in boxes], np.float32)[None]  # (1, M, 4)
+    gt_labels = np.array([[b[4]] for b in boxes], np.float32)[None]  # (1, M, 1)
+    gt_masks = np.zeros((1, len(boxes), h, w), np.float32)
+    for j, (x1, y1, x2, y2, _) in enumerate(boxes):
+        gt_masks[0, j, int(y1):int(y2), int(x1):int(x2)] = 1
+        image[0, :, int(y1):int(y2), int(x1):int(x2)] += 1.0
+    rpn = RPNTargetGenerator.from_preset(cfg)(gt_boxes[0], h, w, rng=rng)
+    arrays = [image, gt_boxes, gt_labels, gt_masks] + [t[None] for t in rpn]
+    return [nd.array(a) for a in arrays]
+
+
+def _gluoncv_losses_and_grads(reference, batch):
+    """GluonCV's training step (its ForwardBackwardTask, the losses of train_mask_rcnn.py):
+    the five losses and the gradients by structural parameter name."""
+    from gluoncv.model_zoo.rcnn.mask_rcnn.data_parallel import ForwardBackwardTask
+    from mxnet.gluon import loss as gloss
+
+    image, gt_boxes, gt_labels, gt_masks, rpn_cls, rpn_box, rpn_mask = batch
+    task = ForwardBackwardTask(reference, None, gloss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False),
+                               gloss.HuberLoss(rho=1 / 9.0), gloss.SoftmaxCrossEntropyLoss(),
+                               gloss.HuberLoss(rho=1.0), gloss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False),
+                               False)
+    label = nd.concat(gt_boxes, gt_labels, dim=-1)  # (1, M, 5), GluonCV's label layout
+    out = task.forward_backward((image, label, gt_masks, rpn_cls, rpn_box, rpn_mask))
+    losses = [float(v.asscalar()) for v in out[:5]]
+    return losses, _grads(reference)
+
+
+def _grads(net):
+    """Gradients of the trained parameters (anchors are constants) by structural name."""
+    train = set(net.collect_train_params().keys())
+    return {key: param.grad().asnumpy() for key, param in net._collect_params_with_prefix().items()
+            if param.name in train and param.grad_req != "null"}
+
+
+def _our_losses_and_grads(ours, batch):
+    from mxnet import autograd
+
+    from ..engine.step import forward_losses
+    from ..modeling.losses import MaskRCNNLoss
+
+    with autograd.record():
+        losses = forward_losses(ours, MaskRCNNLoss(), *batch)
+        total = sum(losses)
+    total.backward()
+    return [float(v.asscalar()) for v in losses], _grads(ours)
+
+
+def _inject_samples(reference, ours, batch):
+    """Draw one ROI sample with our sampler, and make both networks' samplers return it."""
+    from mxnet import autograd
+
+    image, gt_boxes = batch[:2]
+    with autograd.train_mode():
+        feats = ours._features(image)
+        scores, proposals = ours.rpn(nd.zeros_like(image), *feats)[:2]
+        keys = nd.array(np.random.RandomState(1).random_sample((1, ours.sampler.key_count)))
+        fixed = ours.sampler(proposals, scores, gt_boxes, keys)
+    for net in (reference, ours):  # their samplers now return this sample, whatever they are given
+        net.sampler.forward = lambda *inputs: fixed
+    # GluonCV's FPN pooling meets MXNet's ROIAlign race: compare its arithmetic without it
+    if reference.num_stages > 1:
+        reference._pyramid_roi_feats = lambda F, *args, **kwargs: _gluoncv_pyramid(reference, *args, **kwargs)
+    return fixed
+
+
+def _sgd_step(net, settings, ours):
+    """Parameters after one SGD step: GluonCV's Trainer, or ours (no_bias_decay, make_optimizer)."""
+    from mxnet import gluon
+
+    from ..engine.distributed import Distributed
+    from ..engine.trainer import no_bias_decay
+
+    params = net.collect_train_params()
+    if ours:
+        trainer = Distributed("device").trainer(no_bias_decay(params), "sgd", dict(settings))
+    else:
+        for param in net.collect_params(".*bias").values():
+            param.wd_mult = 0.0
+        trainer = gluon.Trainer(params, "sgd", dict(settings))
+    trainer.step(1)
+    train = set(params.keys())
+    return {key: param.data().asnumpy() for key, param in net._collect_params_with_prefix().items()
+            if param.name in train}
+
+
+def training_differences(reference, ours, batch):
+    """Compare one training step of GluonCV's network and ours on the same parameters, image,
+    ground truth, RPN targets (dense, the same sampled anchors) and injected ROI samples.
+
+    Returns dict: ``losses`` (GluonCV's five, ours), ``loss_rel`` (largest relative
+    difference), ``grad_rel`` (largest of |g - g'| / max(|g|max, 1e-2) over parameters, with the
+    parameter), ``grad_worst`` (name), ``step_abs`` (largest parameter difference after one SGD
+    step with GluonCV's settings), and ``num_grads``.
+    """
+    for net in (reference, ours):
+        for param in net.collect_params().values():
+            param.grad_req = "null"
+        for param in net.collect_train_params().values():
+            param.grad_req = "write"
+    _inject_samples(reference, ours, batch)
+    theirs, their_grads = _gluoncv_losses_and_grads(reference, batch)
+    mine, my_grads = _our_losses_and_grads(ours, batch)
+    assert their_grads.keys() == my_grads.keys(), sorted(set(their_grads) ^ set(my_grads))
+    loss_rel = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(theirs, mine))
+    grad_rel, worst = 0.0, None
+    for key, grad in their_grads.items():
+        scale = max(float(np.abs(grad).max()), 1e-2)  # gradients under 1e-6 absolute count as equal
+        diff = float(np.abs(grad - my_grads[key]).max()) / scale
+        if diff > grad_rel:
+            grad_rel, worst = diff, key
+    after = (_sgd_step(reference, GLUONCV_SGD, ours=False), _sgd_step(ours, GLUONCV_SGD, ours=True))
+    step_abs = max(float(np.abs(after[0][k] - after[1][k]).max()) for k in after[0])
+    return dict(losses=(theirs, mine), loss_rel=loss_rel, grad_rel=grad_rel, grad_worst=worst,
+                step_abs=step_abs, num_grads=len(their_grads))
