@@ -160,8 +160,10 @@ for ax, index in zip(np.atleast_1d(axes), shown):
 # %%
 # The five losses
 # ---------------
-# :class:`~gluon_maskrcnn.modeling.losses.MaskRCNNLoss` returns them by name, normalised as
-# GluonCV's training script does. :func:`~gluon_maskrcnn.engine.step.forward_losses` wraps the
+# :class:`~gluon_maskrcnn.modeling.losses.MaskRCNNLoss` returns them by name, each normalised per
+# image and averaged over the images (with one image per device, as GluonCV's training script
+# normalises; a step then does not depend on how images are spread over devices).
+# :func:`~gluon_maskrcnn.engine.step.forward_losses` wraps the
 # forward, the mask targets and the losses into one call.
 losses = MaskRCNNLoss()(out.raw_rpn_score, out.raw_rpn_box, rpn_cls, rpn_box, rpn_weight,
                         out.cls_pred, out.cls_targets, out.box_pred, out.box_targets,

@@ -5,9 +5,12 @@
 Train one model on several machines, on an engine MXNet users already run: MXNet's
 parameter server (``dist_sync`` kvstore, ps-lite) or Horovod.
 
-In both, every worker reads its own shard of the data, gradients are summed over all workers
-at each step, the workers' parameters stay identical, and only rank 0 logs, checkpoints and
-evaluates. The learning rate follows the total batch (all devices of all workers).
+In both, every worker takes its slice of each global batch, gradients are summed over all
+workers at each step, and one global step computes the same update as one device with the
+whole batch would (with frozen BatchNorm). After every epoch the workers compare a digest of
+every parameter and stop if any differ. Each worker predicts its shard of the val split, and
+rank 0 scores the whole split, logs and checkpoints. The learning rate follows the total batch
+(all devices of all workers).
 
 **Parameter server**, on several machines, with MXNet's ``tools/launch.py`` or any launcher
 that sets the ``DMLC_*`` variables (here ``DMLC_PS_ROOT_URI`` is the scheduler's address)::
