@@ -38,10 +38,15 @@ def paste_masks(masks, boxes, height, width, threshold=0.5):
 
 def detections_to_original(ids, scores, boxes, masks, scale, height, width, score_thresh=0.0,
                            mask_thresh=0.5):
-    """One image's network outputs -> dict in original pixels, real detections only."""
+    """One image's network outputs -> dict in original pixels, real detections only.
+
+    ``scale``: the resize scales ``(scale_x, scale_y)`` (``ValTransform``'s ``info[2:4]``), or
+    one scale for both axes.
+    """
     ids, scores = ids.reshape(-1), scores.reshape(-1)
     keep = (ids >= 0) & (scores > score_thresh)
-    boxes = boxes.reshape(-1, 4)[keep] / scale
+    scale_x, scale_y = np.broadcast_to(np.asarray(scale, np.float32), (2,))
+    boxes = boxes.reshape(-1, 4)[keep] / np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
     boxes = np.clip(boxes, 0, [width, height, width, height])
     return dict(boxes=boxes, labels=ids[keep].astype(np.int64), scores=scores[keep],
                 masks=paste_masks(masks[keep], boxes, height, width, mask_thresh))
@@ -58,7 +63,7 @@ def predict_images(net, images, ctx=None, score_thresh=0.5, mask_thresh=0.5):
         height, width = image.shape[:2]
         x, info = transform(image)
         ids, scores, boxes, masks = (o[0].asnumpy() for o in net(mx.nd.array(x[None], ctx=ctx)))
-        result = detections_to_original(ids, scores, boxes, masks, info[2], height, width,
+        result = detections_to_original(ids, scores, boxes, masks, info[2:4], height, width,
                                         score_thresh, mask_thresh)
         result["class_names"] = [net.classes[i] for i in result["labels"]]
         results.append(result)

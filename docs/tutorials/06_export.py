@@ -59,7 +59,7 @@ val = COCOInstances(os.path.join("data", "synthetic_tiny"), "val", skip_empty=Fa
 images = [read_image(val.image_path(i)) for i in range(len(val))]
 found = [len(r["labels"]) for r in gm.predict(net, images, score_thresh=0.3)]
 image = images[int(np.argmax(found))]  # the validation image with the most detections
-x, (height, width, scale) = ValTransform(net.short, net.max_size)(image)
+x, (height, width, scale_x, scale_y) = ValTransform(net.short, net.max_size)(image)
 x = mx.nd.array(x[None])  # (3, H, W) -> (1, 3, H, W)
 original = [o.asnumpy() for o in net(x)]
 exported = [o.asnumpy() for o in deployed(x)]
@@ -69,7 +69,7 @@ for name, a, b in zip(net.INFER_OUTPUTS, original, exported):
 # %%
 # Back to boxes and masks in the original image
 # ---------------------------------------------
-# The network sees the resized image; boxes are divided by the resize scale and each mask is
+# The network sees the resized image; boxes are divided by the resize scales and each mask is
 # pasted into its box at the original size by
 # :func:`~gluon_maskrcnn.inference.detections_to_original` (one OpenCV resize per detection).
 # :func:`~gluon_maskrcnn.export.load_exported` also reads the meta file, so the deployed model

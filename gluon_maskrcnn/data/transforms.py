@@ -87,13 +87,15 @@ class TrainTransform:
 
 
 class ValTransform:
-    """Resize and normalise. Returns ``(image 3xHxW float32, info [h, w, scale])``."""
+    """Resize and normalise. Returns ``(image 3xHxW float32, info [h, w, scale_x, scale_y])``:
+    the resized height and width, and the two scales (the rounded sizes make them differ a
+    little), which take boxes back to the original image."""
 
     def __init__(self, short=800, max_size=1333, mean=MEAN, std=STD):
         self.short, self.max_size = short, max_size
         self.mean, self.std = mean, std
 
     def __call__(self, image, instances=None):
-        resized, sx, _ = _resize(image, self.short, self.max_size)
-        info = np.array([resized.shape[0], resized.shape[1], sx], np.float32)
+        resized, sx, sy = _resize(image, self.short, self.max_size)
+        info = np.array([resized.shape[0], resized.shape[1], sx, sy], np.float32)
         return _normalize(resized, self.mean, self.std), info

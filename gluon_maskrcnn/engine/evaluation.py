@@ -38,7 +38,7 @@ def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_t
         outputs = [o.asnumpy() for o in net(images.as_in_context(ctx[0]))]
         for b in range(images.shape[0]):
             meta = dataset.images[indices[position]]
-            det = detections_to_original(*(o[b] for o in outputs), float(infos[b, 2].asscalar()),
+            det = detections_to_original(*(o[b] for o in outputs), infos[b, 2:4].asnumpy(),
                                          meta["height"], meta["width"], score_thresh)
             for box, label, score, mask in zip(det["boxes"], det["labels"], det["scores"], det["masks"]):
                 rle = mask_utils.encode(np.asfortranarray(mask))
