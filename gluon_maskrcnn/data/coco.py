@@ -122,6 +122,7 @@ class COCOInstances:
         self.classes = list(classes)
         self.category_ids = [by_name[c] for c in self.classes]  # contiguous index -> COCO id
         self._label_of = {cid: i for i, cid in enumerate(self.category_ids)}
+        self._file_category_ids = {c["id"] for c in categories}
 
     def _build_index(self, data, skip_empty):
         per_image = {}
@@ -141,7 +142,9 @@ class COCOInstances:
         boxes, labels, segms = [], [], []
         for ann in annotations:
             if ann.get("category_id") not in self._label_of:
-                continue  # a class left out on purpose
+                if ann.get("category_id") not in self._file_category_ids:
+                    self.skipped["annotation whose category_id is not among the file's categories"] += 1
+                continue  # else a class left out on purpose (``classes``)
             if ann.get("iscrowd", 0):
                 self.skipped["crowd region (kept out of training targets)"] += 1
                 continue
@@ -222,7 +225,25 @@ class COCOInstances:
         return self._instances[idx]
 
     def __getitem__(self, idx):
-        return read_image(self.image_path(idx)), self._instances[idx]
+        return self.read_image(idx), self._instances[idx]
+
+    def read_image(self, idx):
+        """Image ``idx`` as HxWx3 uint8 RGB, at the width and height the annotation file gives.
+
+        The boxes and masks are in the annotation file's frame (and COCO evaluation decodes the
+        ground truth at its size), so the file wins: an image of another size is resized to it,
+        counted (``skipped``) and named in a warning.
+        """
+        image = read_image(self.image_path(idx))
+        meta = self.images[idx]
+        if image.shape[:2] != (meta["height"], meta["width"]):
+            key = "image whose size differs from the annotation file (resized to the file's)"
+            self.skipped[key] += 1
+            logger.warning("%s is %dx%d (width x height) but %s says %dx%d: resized to the annotation "
+                           "file's size", self.image_path(idx), image.shape[1], image.shape[0],
+                           self.annotation_file, meta["width"], meta["height"])
+            image = cv2.resize(image, (int(meta["width"]), int(meta["height"])), interpolation=cv2.INTER_LINEAR)
+        return image
 
     def transform(self, fn):
         """A view of this dataset with ``fn(image, instances)`` applied to every item."""

@@ -91,6 +91,34 @@ def test_bad_annotations_are_counted_and_reported_once(tmp_path, caplog):
     assert "RLE whose counts do not cover its size: 1" in warnings[0].getMessage()
 
 
+def test_annotations_of_unknown_categories_are_counted_and_reported(tmp_path, caplog):
+    """An id that is not among the file's categories is bad data; a class left out with
+    ``classes`` is a choice and is not counted."""
+    root = _write(tmp_path, [_ann(1, cat=10), _ann(2, cat=99), _ann(3, cat=3)])
+    with caplog.at_level(logging.WARNING):
+        ds = COCOInstances(root, "train")
+    assert len(ds[0][1]) == 2
+    assert ds.skipped == {"annotation whose category_id is not among the file's categories": 1}
+    message = [r.getMessage() for r in caplog.records if "instances_train.json" in r.getMessage()]
+    assert message == ["%s: annotation whose category_id is not among the file's categories: 1"
+                       % ds.annotation_file]
+    only_dogs = COCOInstances(root, "train", classes=["dog"])
+    assert only_dogs.skipped == {"annotation whose category_id is not among the file's categories": 1}
+    assert only_dogs[0][1].labels.tolist() == [0]
+
+
+def test_an_image_of_another_size_than_the_json_says_is_resized_to_it(tmp_path, caplog):
+    root = _write(tmp_path, [_ann(1)])  # the JSON says 40 x 30
+    ds = COCOInstances(root, "train")
+    cv2.imwrite(ds.image_path(0), np.full((60, 80, 3), 128, np.uint8))  # the file is 80 x 60
+    with caplog.at_level(logging.WARNING):
+        image, instances = ds[0]
+    assert image.shape == (30, 40, 3)  # the annotation file's frame wins
+    assert ds.skipped == {"image whose size differs from the annotation file (resized to the file's)": 1}
+    assert any("a.jpg is 80x60 (width x height) but %s says 40x30" % ds.annotation_file in r.getMessage()
+               for r in caplog.records)
+
+
 def test_skip_empty_for_training_keeps_all_for_evaluation(tmp_path):
     images = [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30},
               {"id": 2, "file_name": "b.jpg", "width": 40, "height": 30}]
