@@ -1,6 +1,7 @@
 """RPN proposals and multi-level ROIAlign on exact values."""
 import mxnet as mx
 import numpy as np
+import pytest
 from mxnet import gluon, nd
 
 from gluon_maskrcnn.modeling.roi_align import MultiLevelROIAlign, roi_levels, with_batch_index
@@ -17,16 +18,64 @@ def test_decode_proposals_clips_and_drops_small_boxes():
                                                   [-1.0, 30, 30, 60, 40]])  # clipped to (W, H)
 
 
-def test_rpn_ranks_by_logit_and_returns_probabilities():
+def _logit_rpn(fast):
+    """A 4x4 grid of 32-px anchors (stride 16) on a 64x64 image whose objectness logit at a cell
+    is the input feature's channel 0 there (relu'd), with zero box deltas."""
+    from gluon_maskrcnn import ops
+
     rpn = RPN(8, (16,), ((32,),), (1,), (4, 4), clip=4.42, test_pre_nms=16, test_post_nms=3)
     rpn.initialize()
     feat = nd.zeros((1, 4, 4, 4))
     rpn(nd.zeros((1, 3, 64, 64)), feat)
-    # score bias: logits equal except one; NMS of 0.7 keeps non-overlapping anchors
-    rpn.score.bias.set_data(nd.array([0.0]))
+    for param in rpn.collect_params().values():
+        param.set_data(nd.zeros(param.shape))
+    conv = rpn.conv1[0].weight  # the 3x3 conv before relu
+    conv.set_data(_center_tap(conv.shape))
+    rpn.score.weight.set_data(_first_channel(rpn.score.weight.shape))
+    rpn.fast = fast and ops.available(mx.cpu())
+    return rpn
+
+
+def _center_tap(shape):
+    weight = np.zeros(shape, np.float32)
+    weight[0, 0, 1, 1] = 1  # hidden channel 0 = input channel 0 at the same cell
+    return nd.array(weight)
+
+
+def _first_channel(shape):
+    weight = np.zeros(shape, np.float32)
+    weight[0, 0] = 1  # logit = hidden channel 0
+    return nd.array(weight)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_rpn_ranks_by_logit_even_where_the_probabilities_tie(fast):
+    """Logits 20, 25, 30 and 35 all give probability 1.0 in float32: the three proposals must be
+    the anchors of logits 35, 30 and 25, in that order, each with probability exactly 1."""
+    rpn = _logit_rpn(fast)
+    logits = np.ones((4, 4), np.float32)
+    logits[0, 0], logits[3, 0], logits[0, 3], logits[3, 3] = 20, 25, 30, 35
+    feat = nd.zeros((1, 4, 4, 4))
+    feat[0, 0] = nd.array(logits)
     scores, rois = rpn(nd.zeros((1, 3, 64, 64)), feat)
-    assert rois.shape == (1, 3, 4) and scores.shape == (1, 3, 1)
-    assert np.all(scores.asnumpy() > 0) and np.all(scores.asnumpy() < 1)
+    anchors = rpn.anchor_generator(feat).asnumpy()[0]  # (16, 4), row-major over the cells
+    expected = np.clip(anchors[[15, 3, 12]], 0, 64)  # cells (3, 3), (0, 3), (3, 0)
+    np.testing.assert_allclose(rois.asnumpy()[0], expected, atol=1e-5)
+    np.testing.assert_array_equal(scores.asnumpy()[0, :, 0], np.float32([1, 1, 1]))
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_rpn_returns_the_highest_distinct_logits_as_probabilities(fast):
+    """Distinct logits 0.0, 0.1, ..., 1.5 over the cells: the top three, 1.5, 1.4 and 1.3 (the
+    last row's anchors overlap by IoU 1/3, under NMS's 0.7), with their sigmoid."""
+    rpn = _logit_rpn(fast)
+    feat = nd.zeros((1, 4, 4, 4))
+    feat[0, 0] = nd.arange(16).reshape((4, 4)) / 10
+    scores, rois = rpn(nd.zeros((1, 3, 64, 64)), feat)
+    anchors = rpn.anchor_generator(feat).asnumpy()[0]
+    np.testing.assert_allclose(rois.asnumpy()[0], np.clip(anchors[[15, 14, 13]], 0, 64), atol=1e-5)
+    np.testing.assert_allclose(scores.asnumpy()[0, :, 0], 1 / (1 + np.exp(-np.float32([1.5, 1.4, 1.3]))),
+                               rtol=1e-6)
 
 
 def test_rpn_training_outputs_cover_all_levels():
