@@ -127,7 +127,7 @@ def test_hybridized_equals_imperative(fpn, mode):
     net.hybridize(**mode)
     for _ in range(3):
         for got, want in zip(net(x), expected):
-            np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(got.asnumpy(), want)
 
 
 @pytest.mark.parametrize("fpn", [True, False])
