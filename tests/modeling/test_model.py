@@ -6,6 +6,7 @@ import pytest
 from mxnet import autograd, gluon, nd
 
 import gluon_maskrcnn as gm
+from gluon_maskrcnn import ops
 from helpers import TINY_CLASSES, tiny_batch, tiny_model
 from gluon_maskrcnn.engine.step import forward_losses
 from gluon_maskrcnn.modeling.losses import LOSS_NAMES, MaskRCNNLoss
@@ -130,6 +131,7 @@ def test_hybridized_equals_imperative(fpn, mode):
             np.testing.assert_array_equal(got.asnumpy(), want)
 
 
+@pytest.mark.skipif(not ops.load(), reason="no C++ compiler: extension operators not built")
 @pytest.mark.parametrize("fpn", [True, False])
 def test_extension_ops_give_the_same_detections_as_mxnet_ops(fpn):
     net, _ = tiny_model(fpn, rpn_test_pre_nms=400, rpn_test_post_nms=100)
