@@ -157,16 +157,18 @@ def test_missing_json_is_named(tmp_path):
         COCOInstances(str(tmp_path), "val")
 
 
-@pytest.mark.parametrize("kind", ["gray", "rgba", "png16"])
-def test_images_become_rgb(tmp_path, kind):
+@pytest.mark.parametrize("kind, expected", [("gray", [200, 200, 200]), ("rgba", [30, 20, 10]),
+                                            ("png16", [255, 128, 0])])
+def test_images_become_rgb(tmp_path, kind, expected):
+    """Grayscale repeats its value in R, G and B; RGBA drops alpha (the BGR file turns RGB);
+    16-bit PNG keeps the high byte (65535 -> 255, 32896 -> 128, 0 -> 0)."""
     path = str(tmp_path / ("x.png"))
     if kind == "gray":
         cv2.imwrite(path, np.full((5, 6), 200, np.uint8))
     elif kind == "rgba":
         cv2.imwrite(path, np.dstack([np.full((5, 6, 3), (10, 20, 30), np.uint8), np.full((5, 6), 255, np.uint8)]))
-    else:
-        cv2.imwrite(path, np.full((5, 6, 3), 65535, np.uint16))
+    else:  # BGR channels 0, 32896, 65535
+        cv2.imwrite(path, np.full((5, 6, 3), (0, 32896, 65535), np.uint16))
     image = read_image(path)
     assert image.shape == (5, 6, 3) and image.dtype == np.uint8
-    if kind == "rgba":
-        np.testing.assert_array_equal(image[0, 0], [30, 20, 10])  # BGR file -> RGB
+    np.testing.assert_array_equal(image, np.broadcast_to(np.uint8(expected), (5, 6, 3)))

@@ -2,6 +2,7 @@
 import json
 import os
 
+import cv2
 import mxnet as mx
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from pycocotools.coco import COCO
 from gluon_maskrcnn.data.batchify import TrainBatchify, ValBatchify
 from gluon_maskrcnn.data.coco import COCOInstances, Instances
 from gluon_maskrcnn.data.rpn_targets import RPNTargetGenerator
+from gluon_maskrcnn.data.loader import train_loader
 from gluon_maskrcnn.data.samplers import AspectRatioBatchSampler
 from gluon_maskrcnn.data.synthetic import ensure_synthetic_coco, write_synthetic_coco
 from gluon_maskrcnn.data.transforms import TrainTransform, rasterize, resize_scale
@@ -157,17 +159,24 @@ def test_synthetic_dataset_is_rewritten_when_its_size_changes(tmp_path):
     assert ensure_synthetic_coco(root, 3, 1, **small)
 
 
-def test_dataloader_with_two_workers_streams_a_split(synthetic):
+def test_two_dataloader_workers_give_the_batches_of_one_process(synthetic):
+    """The training loader (per-sample seeds) gives the same arrays, all nine of them, whichever
+    process builds a batch: two worker processes or the main one."""
     ds = COCOInstances(synthetic, "train")
     gen = RPNTargetGenerator.from_preset(PRESETS["mask_rcnn_fpn_resnet18_v1b_coco"])
-    loader = mx.gluon.data.DataLoader(ds.transform(TrainTransform(short=96, max_size=160, seed=0)),
-                                      batch_sampler=AspectRatioBatchSampler(ds.aspect_ratios(), 2, seed=0),
-                                      batchify_fn=TrainBatchify(gen, seed=0), num_workers=2)
-    seen = 0
-    for batch in loader:
-        assert len(batch) == 7 and batch[0].shape[0] == 2
-        seen += batch[0].shape[0]
-    assert seen == len(ds)
+
+    def batches(num_workers):
+        loader, sampler = train_loader(ds, TrainTransform(short=96, max_size=160), gen, 2, num_workers,
+                                       seed=5, roi_key_count=40)
+        sampler.set_epoch(1)
+        return [[a.asnumpy() for a in batch] for batch in loader]
+
+    workers, main = batches(2), batches(0)
+    assert len(workers) == len(main) == len(ds) // 2
+    for batch, expected in zip(workers, main):
+        assert len(batch) == 9 and batch[0].shape[0] == 2
+        for got, want in zip(batch, expected):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_worker_failure_names_the_image(synthetic):
@@ -191,4 +200,5 @@ def test_draw_and_save_png(tmp_path):
     drawn = draw_instances(image, [[5, 5, 25, 20]], [1], [0.9], mask, ["a", "b"])
     assert drawn[10, 10].sum() > 0 and image.sum() == 0
     path = save_png(str(tmp_path / "out" / "x.png"), drawn)
-    assert os.path.getsize(path) > 0
+    back = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(back, drawn)  # lossless, in RGB order
