@@ -126,8 +126,8 @@ def test_exact_resume(tiny_root, tmp_path):
                   "--resume", part + "-last"))
     a, b = _params(full + "-last"), _params(part + "-last")
     assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    for key in a:  # bit for bit: seeded data, saved momentum, one CPU context
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     log = [json.loads(l) for l in open(full + "_metrics.jsonl")]
     assert {r["kind"] for r in log} >= {"interval", "epoch"}
 
