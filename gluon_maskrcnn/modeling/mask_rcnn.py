@@ -38,8 +38,7 @@ class MaskRCNN(FasterRCNN):
         self._mask_roi_size = tuple(mask_roi_size)
         with self.name_scope():
             self.mask = MaskHead(self.num_class, mask_channels, num_fcn_convs)
-            self.mask_target = MaskTargetGenerator(self._batch_size, self.num_class,
-                                                   self._mask_roi_size)
+            self.mask_target = MaskTargetGenerator(self._batch_size, self._mask_roi_size)
 
     def _inference(self, F, x):
         stage = super()._inference(F, x)
@@ -66,6 +65,5 @@ class MaskRCNN(FasterRCNN):
                                             weight_initializer=old_head.weight.init,
                                             prefix=old_head.prefix[len(self.mask.prefix):])
         self.mask.mask.initialize(ctx=old_head.weight.list_ctx())
-        _copy_rows(old_head, self.mask.mask, mapping, 1)
-        self.mask_target = MaskTargetGenerator(self._batch_size, self.num_class, self._mask_roi_size)
+        _copy_rows(old_head, self.mask.mask, mapping, 1)  # mask targets do not depend on the classes
         return mapping

@@ -133,11 +133,11 @@ class MaskTargetGenerator(gluon.HybridBlock):
     matched ground truth, and 1 for the ROIs that are positives (class target > 0), else 0.
     The target belongs to the ROI's own class only: the loss reads that class's channel of the
     mask head (GluonCV repeats the target over every class channel, with weight 0 on the
-    others, which costs 80 times the memory and arithmetic for the same loss).
-    ``num_classes`` is kept for GluonCV's signature.
+    others, which costs 80 times the memory and arithmetic for the same loss, and takes the
+    class count for it).
     """
 
-    def __init__(self, num_images, num_classes, mask_size, **kwargs):
+    def __init__(self, num_images, mask_size, **kwargs):
         super().__init__(**kwargs)
         self._num_images = num_images
         self._mask_size = tuple(mask_size)

@@ -85,7 +85,7 @@ def test_mask_targets_roi_aligned_and_weighted_on_positives():
     masks[0, 0, 10:30, 10:30] = 1  # gt 0: a 20x20 square
     masks[0, 1, :, :20] = 1  # gt 1: left half
     rois = nd.array([[[10, 10, 30, 30], [0, 0, 40, 40]]])
-    gen = MaskTargetGenerator(1, num_classes=2, mask_size=(4, 4))
+    gen = MaskTargetGenerator(1, mask_size=(4, 4))
     targets, weights = gen(rois, nd.array(masks), nd.array([[0, 1]]), nd.array([[2, 1]]))
     assert targets.shape == (1, 2, 4, 4)
     np.testing.assert_allclose(targets.asnumpy()[0, 0], np.ones((4, 4)), atol=1e-6)
@@ -100,6 +100,6 @@ def test_mask_targets_batch_of_two_uses_each_images_masks():
     masks = np.zeros((2, 1, 20, 20), np.float32)
     masks[1, 0] = 1
     rois = nd.array([[[0, 0, 20, 20]], [[0, 0, 20, 20]]])
-    gen = MaskTargetGenerator(2, num_classes=1, mask_size=(2, 2))
+    gen = MaskTargetGenerator(2, mask_size=(2, 2))
     targets, _ = gen(rois, nd.array(masks), nd.zeros((2, 1)), nd.ones((2, 1)))
     np.testing.assert_allclose(targets.asnumpy()[:, 0, 0, 0], [0, 1], atol=1e-6)
