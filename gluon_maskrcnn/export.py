@@ -11,7 +11,7 @@ import os
 
 import mxnet as mx
 
-from .engine.checkpoint import atomic_write
+from .files import atomic_write
 
 __all__ = ["export_model", "load_exported", "ExportedModel"]
 

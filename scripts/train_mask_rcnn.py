@@ -5,12 +5,12 @@ import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))  # MXNet uses half the cores otherwise
 
-from gluon_maskrcnn.engine.cli import build_parser, prepare_dataset  # noqa: E402
+from gluon_maskrcnn.engine.cli import build_parser, apply_recipe  # noqa: E402
 from gluon_maskrcnn.engine.trainer import NonFiniteLossError, WorkersDivergedError, fit  # noqa: E402
 
 
 def main(argv=None):
-    args = prepare_dataset(build_parser().parse_args(argv))
+    args = apply_recipe(build_parser().parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         state = fit(args)

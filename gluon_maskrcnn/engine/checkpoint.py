@@ -7,19 +7,9 @@ name first and is renamed into place.
 import json
 import os
 
-__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_args", "atomic_write"]
+from ..files import atomic_write
 
-
-def atomic_write(path, write):
-    """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_args"]
 
 
 def save_checkpoint(prefix, net, trainer, state):

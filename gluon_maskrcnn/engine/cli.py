@@ -6,48 +6,14 @@ import os
 import mxnet as mx
 
 from .checkpoint import checkpoint_args
+from .recipes import ARCHITECTURE_KEYS, MODEL_SIZE_KEYS, recipe
 
-__all__ = ["build_parser", "prepare_dataset", "training_args", "SYNTHETIC_DEFAULTS", "COCO_DEFAULTS",
-           "TINY_DEFAULTS", "ARCHITECTURE_KEYS", "MODEL_SIZE_KEYS", "contexts"]
+__all__ = ["build_parser", "apply_recipe", "training_args", "contexts"]
 
 logger = logging.getLogger(__name__)
 
 # flags that come as --X / --no-X (default None: the dataset's preset decides)
 ON_OFF_FLAGS = {"hybridize": "train a hybridized (graph) network; default: on for the synthetic set"}
-
-# Flags left unset take these values. The synthetic set trains a small FPN R18 from scratch on
-# CPU (offline: no ImageNet weights) in about ten minutes: a 128-channel FPN, RPN and mask head
-# and a 512-wide box head (GluonCV: 256, 1024, 256, 1024), which halves the step; two images per
-# step, which share the SGD update; hybridized; 2,400 images seen. The COCO set is GluonCV's
-# schedule. ``images_per_device`` is the default --batch-size per device.
-COCO_DEFAULTS = dict(network="resnet50_v1b", use_fpn=False, epochs=26, lr_decay_epoch="17,23", norm="frozen",
-                     lr_mode="step", val_interval=1, no_pretrained_base=False, train_all=False,
-                     images_per_device=1)
-SYNTHETIC_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, epochs=4, lr=0.01, lr_mode="cosine",
-                          lr_warmup=100, val_interval=2, no_pretrained_base=True, train_all=True,
-                          short=192, max_size=240, fpn_channels=128, rpn_channels=128, mask_channels=128,
-                          box_hidden=512, num_sample=64, rpn_train_pre_nms=1000, rpn_train_post_nms=256,
-                          rpn_test_pre_nms=1000, rpn_test_post_nms=200, max_dets=50, num_workers=2,
-                          clip_gradient=5.0, hybridize=True, dataset_root="data/synthetic",
-                          save_prefix="runs/synthetic/mask_rcnn", norm="bn", synthetic_train=600,
-                          synthetic_val=50, images_per_device=2)
-# --tiny: the same recipe shrunk to about three minutes on a 2-core CPU, for smoke tests and the
-# tutorials. It learns the shapes roughly; it is no substitute for the full synthetic run.
-TINY_DEFAULTS = dict(network="resnet18_v1b", use_fpn=True, no_pretrained_base=True, train_all=True,
-                     norm="bn", short=128, max_size=160, rpn_channels=64, num_sample=64,
-                     rpn_train_pre_nms=500, rpn_train_post_nms=128, rpn_test_pre_nms=300,
-                     rpn_test_post_nms=64, max_dets=20, epochs=6, lr=0.01, lr_decay_epoch="5",
-                     lr_mode="step", lr_warmup=20, val_interval=6, clip_gradient=5.0, synthetic_train=48,
-                     synthetic_val=8, dataset_root="data/synthetic_tiny",
-                     save_prefix="runs/tiny/mask_rcnn", images_per_device=1)
-
-
-# Preset entries the command line can override ("model size overrides"). The architecture keys
-# change the parameters' shapes or the input scale, so a checkpoint records and restores them.
-ARCHITECTURE_KEYS = ("short", "max_size", "rpn_channels", "fpn_channels", "box_hidden", "mask_channels")
-MODEL_SIZE_KEYS = ARCHITECTURE_KEYS + ("num_sample", "rpn_train_pre_nms", "rpn_train_post_nms",
-                                       "rpn_test_pre_nms", "rpn_test_post_nms", "max_dets")
-
 
 def build_parser():
     p = argparse.ArgumentParser(description="Train Mask R-CNN.")
@@ -104,9 +70,6 @@ def build_parser():
     return p
 
 
-_SYNTHETIC_ONLY = ("synthetic_train", "synthetic_val", "dataset_root")
-
-
 def _checkpoint_architecture(pretrained):
     """Network flags of a training checkpoint named by ``--pretrained PREFIX`` (else {})."""
     saved = checkpoint_args(pretrained) or {}
@@ -114,16 +77,12 @@ def _checkpoint_architecture(pretrained):
     return {key: saved[key] for key in keys if saved.get(key) is not None}
 
 
-def prepare_dataset(args):
-    """Fill unset flags from the dataset's defaults; write the synthetic dataset if missing."""
+def apply_recipe(args):
+    """Complete parsed flags: unset ones take the dataset's recipe (and a ``--pretrained``
+    checkpoint's architecture), the splits and batch size get their defaults, and the
+    synthetic dataset is written if it is missing. Returns ``args``."""
     coco = args.dataset == "coco"
-    defaults = dict(COCO_DEFAULTS, dataset_root=os.path.expanduser("~/.mxnet/datasets/coco"),
-                    save_prefix="runs/mask_rcnn", num_workers=4, clip_gradient=-1.0, hybridize=False)
-    if args.dataset == "synthetic":
-        defaults.update(SYNTHETIC_DEFAULTS)
-    if args.tiny:
-        defaults.update(TINY_DEFAULTS if args.dataset == "synthetic" else
-                        {k: v for k, v in TINY_DEFAULTS.items() if k not in _SYNTHETIC_ONLY})
+    defaults = recipe(args.dataset, args.tiny)
     defaults.update(_checkpoint_architecture(args.pretrained))
     images_per_device = defaults.pop("images_per_device")  # no flag of its own: --batch-size
     managed_root = args.dataset_root is None  # the synthetic set at the default root is ours to rewrite
@@ -187,5 +146,5 @@ def training_args(argv=(), **flags):
         argv.append("--" + name)
         if value is not True:
             argv.append(str(value))
-    return prepare_dataset(build_parser().parse_args(argv))
+    return apply_recipe(build_parser().parse_args(argv))
 

@@ -9,7 +9,7 @@ import numpy as np
 from ..data.batchify import ValBatchify
 from ..data.transforms import ValTransform
 from ..inference import detections_to_original
-from .checkpoint import atomic_write
+from ..files import atomic_write
 
 __all__ = ["predict_dataset", "coco_evaluate", "evaluate", "format_metrics"]
 

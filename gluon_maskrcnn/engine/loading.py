@@ -1,7 +1,7 @@
 """Load a model for evaluation or demo: a zoo name, optionally with a checkpoint or .params."""
 from ..model_zoo import get_model
 from .checkpoint import checkpoint_args
-from .cli import ARCHITECTURE_KEYS
+from .recipes import ARCHITECTURE_KEYS
 
 __all__ = ["load_model", "model_name"]
 

@@ -52,7 +52,7 @@ def plot_curves(records, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .checkpoint import atomic_write
+    from ..files import atomic_write
 
     intervals = [r for r in records if r["kind"] == "interval"]
     evals = [r for r in records if r["kind"] == "eval"]

@@ -18,7 +18,8 @@ from ..data.transforms import TrainTransform
 from ..model_zoo import PRESETS, get_model
 from ..modeling.losses import LOSS_NAMES, MaskRCNNLoss
 from .checkpoint import checkpoint_args, load_checkpoint, save_checkpoint
-from .cli import MODEL_SIZE_KEYS, contexts
+from .cli import contexts
+from .recipes import MODEL_SIZE_KEYS
 from .distributed import Distributed
 from .evaluation import evaluate, format_metrics
 from .loading import load_model, model_name
@@ -216,16 +217,16 @@ def _evaluate(run, epoch):
 
     args = run.args
     # A hybridized graph is traced for one call signature: re-trace for inference, and back.
-    run.net._clear_cached_op()
+    run.net.retrace()
     metrics = evaluate(run.net, run.val_set, ctx=run.ctx[:1],
                        results_file="%s_val_results.json" % args.save_prefix if run.dist.is_root else None,
                        shard=(run.dist.rank, run.dist.num_workers), all_gather=run.dist.all_gather)
     if not run.dist.is_root:
-        run.net._clear_cached_op()
+        run.net.retrace()
         return metrics
     logger.info("epoch %d validation\n%s", epoch, format_metrics(metrics))
     save_gallery(run.net, run.val_set, args.save_prefix + "_predictions.png", ctx=run.ctx[0])
-    run.net._clear_cached_op()
+    run.net.retrace()
     losses = {}
     if args.val_loss:
         values = validation_losses(run.net, run.loss, run.val_set, run.cfg, run.ctx[0],

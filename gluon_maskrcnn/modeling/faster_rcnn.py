@@ -116,6 +116,11 @@ class FasterRCNN(gluon.HybridBlock):
         """Detections per image: ``max_dets``, or all candidates when there are fewer."""
         return min(self._nms["max_dets"], self.num_class * self.rpn.test_post_nms)
 
+    def retrace(self):
+        """Drop the traced graph of a hybridized network: the next call traces it again (a graph
+        is traced for one call signature, training or inference)."""
+        self._clear_cached_op()
+
     def set_nms(self, nms_thresh=0.5, nms_topk=-1, max_dets=100, force_nms=False, score_thresh=0.01):
         """Change detection filtering; re-hybridize afterwards if the net was hybridized."""
         self._clear_cached_op()

@@ -11,7 +11,7 @@ from gluoncv import model_zoo as gluoncv_zoo
 
 import gluon_maskrcnn as gm
 from gluon_maskrcnn.data.rpn_targets import RPNTargetGenerator
-from gluon_maskrcnn.engine.cli import build_parser, prepare_dataset
+from gluon_maskrcnn.engine.cli import build_parser, apply_recipe
 from gluon_maskrcnn.engine.schedule import default_lr, default_warmup
 from gluon_maskrcnn.engine.trainer import no_bias_decay
 from gluon_maskrcnn.model_zoo import PRESETS
@@ -37,7 +37,7 @@ def test_trainable_parameters_image_sizes_and_roi_sampling_are_gluoncvs(name):
 
 
 def test_coco_defaults_are_gluoncvs_schedule():
-    args = prepare_dataset(build_parser().parse_args(["--dataset", "coco", "--gpus", "0,1,2,3,4,5,6,7"]))
+    args = apply_recipe(build_parser().parse_args(["--dataset", "coco", "--gpus", "0,1,2,3,4,5,6,7"]))
     assert args.batch_size == 8 and default_lr(args.batch_size) == pytest.approx(0.01)
     assert default_lr(16) == pytest.approx(0.00125 * 16)
     assert args.lr is None and args.lr_warmup is None  # derived from the total batch, as GluonCV

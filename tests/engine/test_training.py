@@ -261,10 +261,10 @@ def test_narrow_model_checkpoint_loads_back_with_its_widths(tiny_root, tmp_path)
 
 
 def test_default_batch_is_the_presets_images_per_device_times_the_devices(tiny_root):
-    from gluon_maskrcnn.engine.cli import build_parser, prepare_dataset
+    from gluon_maskrcnn.engine.cli import build_parser, apply_recipe
 
     def batch(*flags):
-        return prepare_dataset(build_parser().parse_args(["--dataset-root", tiny_root, *flags])).batch_size
+        return apply_recipe(build_parser().parse_args(["--dataset-root", tiny_root, *flags])).batch_size
 
     assert batch("--dataset", "synthetic", "--gpus", "") == 2
     assert batch("--dataset", "synthetic", "--gpus", "", "--cpu-contexts", "2") == 4

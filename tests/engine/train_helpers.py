@@ -1,5 +1,5 @@
 """Arguments of a small, fast training run."""
-from gluon_maskrcnn.engine.cli import build_parser, prepare_dataset
+from gluon_maskrcnn.engine.cli import build_parser, apply_recipe
 
 SMALL = ["--network", "resnet18_v1b", "--use-fpn", "--gpus", "", "--no-pretrained-base", "--train-all",
          "--short", "96", "--max-size", "128", "--rpn-channels", "64", "--num-sample", "64",
@@ -10,5 +10,5 @@ SMALL = ["--network", "resnet18_v1b", "--use-fpn", "--gpus", "", "--no-pretraine
 
 
 def make_args(root, prefix, *extra):
-    return prepare_dataset(build_parser().parse_args(SMALL + ["--dataset-root", root, "--save-prefix", prefix]
+    return apply_recipe(build_parser().parse_args(SMALL + ["--dataset-root", root, "--save-prefix", prefix]
                                                      + list(extra)))
