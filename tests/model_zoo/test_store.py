@@ -17,11 +17,12 @@ from gluon_maskrcnn.model_zoo import store
 NAME = "mask_rcnn_resnet18_v1b_coco"
 
 
-@pytest.fixture
-def params_bytes(tmp_path):
+@pytest.fixture(scope="module")
+def params_bytes(tmp_path_factory):
+    """A parameter file of the network (built once: a C4 forward through res5 takes seconds)."""
     net = gm.get_model(NAME, pretrained_base=False)
     net(mx.nd.zeros((1, 3, 64, 64)))
-    path = tmp_path / "src.params"
+    path = tmp_path_factory.mktemp("store") / "src.params"
     net.save_parameters(str(path))
     return path.read_bytes()
 
