@@ -26,6 +26,9 @@ class TrainBatchify:
     ``size_multiple``); boxes and labels are padded with -1, masks with 0. Anchors falling in the
     padding are ignored by the RPN loss, exactly as anchors outside a single image are.
 
+    A sample's anchor subsampling and ROI keys come from its own seed (:func:`image_streams`),
+    so they do not depend on which other images share its batch, device or worker.
+
     Parameters
     ----------
     rpn_targets : :class:`~gluon_maskrcnn.data.rpn_targets.RPNTargetGenerator`
@@ -41,9 +44,6 @@ class TrainBatchify:
         also give each image ``roi_key_count`` uniform random keys (B, K) for the second stage's
         ROI sampling (:class:`~gluon_maskrcnn.modeling.targets.RCNNTargetSampler`):
         :data:`SeededTrainBatch`, what the training loop uses.
-
-    A sample's anchor subsampling and ROI keys come from its own seed (:func:`image_streams`),
-    so they do not depend on which other images share its batch, device or worker.
     """
 
     def __init__(self, rpn_targets, size_multiple=1, seed=None, sampled_rpn=False, roi_key_count=None):

@@ -264,8 +264,8 @@ def training_differences(reference, ours, batch):
     ground truth, RPN targets (dense, the same sampled anchors) and injected ROI samples.
 
     Returns dict: ``losses`` (GluonCV's five, ours), ``loss_rel`` (largest relative
-    difference), ``grad_rel`` (largest of |g - g'| / max(|g|max, 1e-2) over parameters, with the
-    parameter), ``grad_worst`` (name), ``step_abs`` (largest parameter difference after one SGD
+    difference), ``grad_rel`` (largest of ``|g - g'| / max(max |g|, 1e-2)`` over parameters),
+    ``grad_worst`` (that parameter's name), ``step_abs`` (largest parameter difference after one SGD
     step with GluonCV's settings), and ``num_grads``.
     """
     for net in (reference, ours):
