@@ -69,12 +69,12 @@ def _differing_keys(prefix):
 
 def test_a_late_initial_pull_cannot_make_dist_sync_workers_part(tiny_root, tmp_path):
     """The race behind workers that ended with different last parameters: rank 0's pull of the
-    last key's initial weights is held back 3 s in its engine (a test hook), so the first
+    last key's initial weights is held back 6 s in its engine (a test hook), so the first
     gradients' pushpull of that key reaches the server first. Left to gluon.Trainer's lazy
     initialisation, the late pull returns the summed gradients as rank 0's weights, and the
     trainer's comparison of the workers' parameters stops the run; with the weights pulled and
     waited for before the first gradient, the workers stay identical."""
-    delayed = {"DELAY_LAST_PULL": "3"}
+    delayed = {"DELAY_LAST_PULL": "6"}
     prefix = str(tmp_path / "unfixed")
     code, output = _run_dist_sync(tiny_root, prefix, tmp_path / "unfixed.log",
                                   env=dict(delayed, WITHOUT_INITIAL_PULL="1"))
