@@ -315,3 +315,13 @@ def test_hybridized_training_step_equals_imperative(tiny_root):
           % (loss_a, loss_b, max(worst.values()), max(worst, key=worst.get),
              sum(np.array_equal(grads_a[k], grads_b[k]) for k in grads_a), len(grads_a)))
     assert max(worst.values()) <= 5e-5, worst
+
+
+def test_horovod_with_several_devices_is_refused_naming_the_flag():
+    from gluon_maskrcnn.engine.distributed import Distributed
+
+    dist = Distributed("device")
+    dist.check_contexts([mx.cpu(0), mx.cpu(1)])  # a kvstore reduces several devices
+    dist.horovod = True  # what --horovod sets (without starting Horovod here)
+    with pytest.raises(ValueError, match=r"--horovod runs one device per process, got 2 \(cpu\(0\), cpu\(1\)\)"):
+        dist.check_contexts([mx.cpu(0), mx.cpu(1)])
