@@ -26,7 +26,7 @@ import gluon_maskrcnn as gm
 from gluon_maskrcnn.data.coco import COCOInstances, read_image
 from gluon_maskrcnn.engine import fit, load_model, training_args
 from gluon_maskrcnn.model_zoo import PUBLISHED_AP
-from gluon_maskrcnn.model_zoo.store import cached_params, model_root
+from gluon_maskrcnn.store import cached_params, model_root
 from gluon_maskrcnn.viz import draw_instances
 
 # %%

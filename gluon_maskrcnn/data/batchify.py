@@ -42,7 +42,7 @@ class TrainBatchify:
     roi_key_count : int, optional
         With samples that carry their seed (:class:`~gluon_maskrcnn.data.loader.SeededTrainView`),
         also give each image ``roi_key_count`` uniform random keys (B, K) for the second stage's
-        ROI sampling (:class:`~gluon_maskrcnn.modeling.targets.RCNNTargetSampler`):
+        ROI sampling (:class:`~gluon_maskrcnn.modeling.roi_heads.RCNNTargetSampler`):
         :data:`SeededTrainBatch`, what the training loop uses.
     """
 
@@ -75,7 +75,7 @@ class TrainBatchify:
             out_masks[i, :len(mask), :h, :w] = mask
             targets = self.rpn_targets(box, h, w, pad_h, pad_w, rng=streams[i][0])
             if self.sampled_rpn:
-                targets = _sampled_targets(*targets, count=self.rpn_targets.num_sample)
+                targets = sampled_targets(*targets, count=self.rpn_targets.num_sample)
             rpn.append(targets)
         rpn = [np.stack(parts) for parts in zip(*rpn)]
         arrays = [out_images, out_boxes, out_labels, out_masks] + rpn
@@ -94,7 +94,7 @@ def image_streams(seed):
     return np.random.RandomState([seed, 1]), np.random.RandomState([seed, 2])
 
 
-def _sampled_targets(cls_targets, box_targets, box_masks, count):
+def sampled_targets(cls_targets, box_targets, box_masks, count):
     """One image's targets at its sampled anchors (``cls_targets >= 0``), padded to ``count``.
 
     Returns cls (count,) (-1 padding), box targets and masks (count, 4) (0 padding), and the

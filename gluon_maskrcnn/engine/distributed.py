@@ -7,6 +7,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from ..internals import init_trainer_kvstore, kvstore_barrier, trainer_params
+
 __all__ = ["Distributed", "PerTensorSGD", "make_optimizer", "pull_initial_weights", "parameter_digests"]
 
 # kvstore keys of the exchanges between workers, past any trainer's parameter indices: one per
@@ -134,7 +136,7 @@ class Distributed:
 
     def close(self):
         if isinstance(self.kv, mx.kvstore.KVStore) and self.num_workers > 1:
-            self.kv._barrier()
+            kvstore_barrier(self.kv)
 
 
 def parameter_digests(net):
@@ -163,12 +165,10 @@ def pull_initial_weights(trainer):
     becomes the first summed gradient, and the workers silently part. Waiting for the pulls
     before the first gradient leaves the order to no chance.
 
-    MXNet has no public call for this step, hence ``_init_kvstore`` and ``_init_params``.
+    MXNet has no public call for this step (see :mod:`gluon_maskrcnn.internals`).
     """
-    if not trainer._kv_initialized:
-        trainer._init_kvstore()
-    trainer._init_params()  # the parameters not yet in the kvstore
-    for param in trainer._params:
+    init_trainer_kvstore(trainer)
+    for param in trainer_params(trainer):
         for data in param.list_data():
             data.wait_to_read()
 

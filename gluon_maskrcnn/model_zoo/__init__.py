@@ -10,7 +10,7 @@ from ..data.classes import COCO_CLASSES
 from ..modeling.backbone import initialize_fresh
 from .builder import build_mask_rcnn
 from .presets import PRESETS, PUBLISHED_AP
-from .store import ModelFileError, resolve_params
+from ..store import ModelFileError, resolve_params
 
 __all__ = ["get_model", "get_model_list", "PRESETS", "PUBLISHED_AP", "ModelFileError"]
 

@@ -20,7 +20,7 @@ _STEM = ("conv1", "bn1", "relu", "maxpool")
 def build_resnet(name, pretrained_base=False, norm_layer=None, root=None):
     """A GluonCV ResNet with frozen BatchNorm (``use_global_stats``), or ``norm_layer``.
 
-    ``pretrained_base`` True loads ImageNet weights through :mod:`gluon_maskrcnn.model_zoo.store`
+    ``pretrained_base`` True loads ImageNet weights through :mod:`gluon_maskrcnn.store`
     (GluonCV's model store, sha1-checked, with a clear error when offline); a str is a file path.
     """
     from gluoncv.model_zoo import resnetv1b
@@ -35,7 +35,7 @@ def build_resnet(name, pretrained_base=False, norm_layer=None, root=None):
         kwargs["last_gamma"] = not pretrained_base  # from scratch: residual branches start at zero
     net = getattr(resnetv1b, name)(pretrained=False, **kwargs)
     if pretrained_base:
-        from ..model_zoo.store import resolve_params
+        from ..store import resolve_params
 
         path = resolve_params(name, pretrained_base, root=root)
         net.load_parameters(path, allow_missing=False, ignore_extra=True)
@@ -91,7 +91,7 @@ def _stage_channels(stage):
     """Output channels of a ResNet stage (its last block's last conv)."""
     last = stage[len(stage) - 1]
     conv = getattr(last, "conv3", None) or last.conv2
-    return conv._channels
+    return conv.weight.shape[0]  # (out, in, k, k)
 
 
 def initialize_fresh(block, ctx=None):
@@ -102,5 +102,7 @@ def initialize_fresh(block, ctx=None):
     ctx = ctx or mx.cpu()
     default = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
     for param in block.collect_params().values():
-        if param._data is None and param._deferred_init == ():
+        try:
+            param.list_ctx()  # raises only when neither initialised nor awaiting deferred init
+        except RuntimeError:
             param.initialize(default_init=default, ctx=ctx)

@@ -5,7 +5,7 @@ from mxnet.gluon import nn
 
 from .anchors import AnchorGenerator
 
-__all__ = ["RPNHead", "RPN", "decode_proposals", "at_anchors"]
+__all__ = ["RPNHead", "RPN", "decode_proposals", "at_anchors", "head_outputs"]
 
 
 def _add_head_layers(block, channels, num_anchors):
@@ -17,7 +17,7 @@ def _add_head_layers(block, channels, num_anchors):
     block.loc = nn.Conv2D(num_anchors * 4, 1, 1, 0, weight_initializer=init)
 
 
-def _head_outputs(block, x):
+def head_outputs(block, x):
     """Raw objectness logits (B, h*w*A, 1) and box deltas (B, h*w*A, 4) of one level."""
     x = block.conv1(x)
     return _per_anchor(block.score(x), block.loc(x))
@@ -38,7 +38,7 @@ class RPNHead(gluon.HybridBlock):
             _add_head_layers(self, channels, num_anchors)
 
     def hybrid_forward(self, F, x):
-        return _head_outputs(self, x)
+        return head_outputs(self, x)
 
 
 # Proposals are ranked by their objectness logit, not its sigmoid: in float32 the sigmoid of
@@ -146,16 +146,16 @@ class RPN(gluon.HybridBlock):
         """Number of proposals returned per image in the current mode."""
         return self.train_post_nms if autograd.is_training() else self.test_post_nms
 
-    def _levels(self, feats):
+    def head_levels(self, feats):
         """(anchors, raw scores, raw deltas) of each level."""
         if not self.multi_level:
-            score, loc = _head_outputs(self, feats[0])
+            score, loc = head_outputs(self, feats[0])
             return [(self.anchor_generator(feats[0]), score, loc)]
         return [(gen(feat),) + tuple(self.rpn_head(feat))
                 for gen, feat in zip(self.anchor_generator, feats)]
 
     def hybrid_forward(self, F, img, *feats):
-        levels = self._levels(feats)
+        levels = self.head_levels(feats)
         scores, rois = self._propose(F, img, levels)
         if not autograd.is_training():
             return scores, rois
@@ -201,17 +201,17 @@ class RPN(gluon.HybridBlock):
         parameters when ``F`` is ``mx.nd``.
         """
         head = self._head
+        channels, num_anchors = head.conv1[0].weight.shape[0], head.score.weight.shape[0]
         weights = _head_params(F, head, ctx, feats[-1])
         frozen = [F.stop_gradient(w) for w in weights]
         generators = self.anchor_generator if self.multi_level else [self.anchor_generator]
         levels = []
         for gen, feat in zip(generators, feats):
             feat = F.stop_gradient(feat)
-            levels.append((gen(feat),) + _dense_head(F, feat, head.conv1[0]._channels,
-                                                     head.score._channels, *frozen))
+            levels.append((gen(feat),) + _dense_head(F, feat, channels, num_anchors, *frozen))
         scores, rois = self._propose(F, img, levels)
-        raw_scores, raw_deltas = _sampled_head(F, list(feats), anchor_ids, head.score._channels,
-                                               head.conv1[0]._channels, *weights)
+        raw_scores, raw_deltas = _sampled_head(F, list(feats), anchor_ids, num_anchors, channels,
+                                               *weights)
         anchors = F.concat(*[lv[0] for lv in levels], dim=1)
         return scores, rois, raw_scores, raw_deltas, anchors
 
@@ -245,7 +245,7 @@ def _head_params(F, head, ctx, feat=None):
     layers = (head.conv1[0], head.score, head.loc)
     if F is mx.nd and feat is not None and any(0 in layer.weight.shape for layer in layers):
         with autograd.pause():
-            _head_outputs(head, F.stop_gradient(feat))
+            head_outputs(head, F.stop_gradient(feat))
     value = (lambda p: p.var()) if F is mx.sym else (lambda p: p.data(ctx))
     return [value(p) for layer in layers for p in (layer.weight, layer.bias)]
 

@@ -24,6 +24,7 @@ from train_helpers import make_args  # noqa: E402
 
 from gluon_maskrcnn.engine import distributed  # noqa: E402
 from gluon_maskrcnn.engine.trainer import fit  # noqa: E402
+from gluon_maskrcnn.internals import trainer_params  # noqa: E402
 
 
 class _SlowCopy(mx.operator.CustomOp):
@@ -53,12 +54,15 @@ class _SlowCopyProp(mx.operator.CustomOpProp):
 
 
 def delay_last_initial_pull(seconds):
-    """Make rank 0's pull of the last key's initial weights wait ``seconds`` in its engine."""
+    """Make rank 0's pull of the last key's initial weights wait ``seconds`` in its engine.
+
+    A fault injection: it replaces MXNet's own ``Trainer._init_params`` and ``KVStore.broadcast``,
+    the internal steps whose order the race is about, so it has to name them."""
     init_params = mx.gluon.Trainer._init_params
     last = {}
 
     def counting_init_params(trainer):
-        last["key"] = len(trainer._params) - 1
+        last["key"] = len(trainer_params(trainer)) - 1
         return init_params(trainer)
 
     def broadcast(kv, key, value, out, priority=0):  # a dist kvstore's broadcast: init, then pull

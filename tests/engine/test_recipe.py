@@ -14,13 +14,14 @@ from gluon_maskrcnn.data.rpn_targets import RPNTargetGenerator
 from gluon_maskrcnn.engine.cli import build_parser, apply_recipe
 from gluon_maskrcnn.engine.schedule import default_lr, default_warmup
 from gluon_maskrcnn.engine.trainer import no_bias_decay
+from gluon_maskrcnn.internals import gluoncv_sampler_settings, structural_params
 from gluon_maskrcnn.model_zoo import PRESETS
 
 
 def _trainable(net):
     """Structural names (as in a parameter file) of the parameters a net trains."""
     train = set(net.collect_train_params().keys())
-    return {key for key, param in net._collect_params_with_prefix().items() if param.name in train}
+    return {key for key, param in structural_params(net).items() if param.name in train}
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -29,11 +30,11 @@ def test_trainable_parameters_image_sizes_and_roi_sampling_are_gluoncvs(name):
     ours = gm.get_model(name, pretrained_base=False)
     assert _trainable(ours) == _trainable(theirs)
     assert (ours.short, ours.max_size) == (theirs.short, theirs.max_size) == (800, 1333)
-    sampler = ours.sampler
-    assert sampler.num_sample == theirs.sampler._num_sample
-    assert sampler.max_pos == theirs.sampler._max_pos
-    assert (sampler.key_count - ours.rpn.train_post_nms) == theirs.sampler._max_num_gt
-    assert ours.rpn.train_post_nms == theirs.sampler._num_proposal
+    sampler, their_sampler = ours.sampler, gluoncv_sampler_settings(theirs)
+    assert sampler.num_sample == their_sampler["num_sample"]
+    assert sampler.max_pos == their_sampler["max_pos"]
+    assert (sampler.key_count - ours.rpn.train_post_nms) == their_sampler["max_num_gt"]
+    assert ours.rpn.train_post_nms == their_sampler["num_proposal"]
 
 
 def test_coco_defaults_are_gluoncvs_schedule():

@@ -12,7 +12,7 @@ import mxnet as mx
 import pytest
 
 import gluon_maskrcnn as gm
-from gluon_maskrcnn.model_zoo import store
+from gluon_maskrcnn import store
 
 NAME = "mask_rcnn_resnet18_v1b_coco"
 
@@ -30,7 +30,7 @@ def params_bytes(tmp_path_factory):
 @pytest.fixture
 def fake_table(monkeypatch, params_bytes):
     sha1 = hashlib.sha1(params_bytes).hexdigest()
-    monkeypatch.setattr(store, "_sha1_table", lambda: {NAME: sha1})
+    monkeypatch.setattr(store, "sha1_table", lambda: {NAME: sha1})
     return sha1
 
 
@@ -47,7 +47,7 @@ def test_cached_file_is_used(tmp_path, params_bytes, fake_table):
 
 
 def test_cached_params_never_downloads(tmp_path, monkeypatch, params_bytes, fake_table):
-    monkeypatch.setattr(store, "_download", lambda *a: pytest.fail("cached_params downloaded"))
+    monkeypatch.setattr(store, "download", lambda *a: pytest.fail("cached_params downloaded"))
     path = tmp_path / ("%s-%s.params" % (NAME, fake_table[:8]))
     assert store.cached_params(NAME, root=str(tmp_path)) is None
     path.write_bytes(b"corrupt")

@@ -9,7 +9,7 @@ import pytest
 from mxnet import autograd, nd
 
 from gluon_maskrcnn import ops
-from gluon_maskrcnn.data.batchify import _sampled_targets
+from gluon_maskrcnn.data.batchify import sampled_targets
 from gluon_maskrcnn.modeling.roi_align import MultiLevelROIAlign
 from gluon_maskrcnn.modeling.rpn import RPN
 
@@ -158,7 +158,7 @@ def test_sampled_targets_keep_sampled_anchors_and_pad():
     cls = np.array([-1, 1, -1, 0, 0, -1], np.float32)
     box = np.arange(24, dtype=np.float32).reshape(6, 4)
     mask = (cls[:, None] == 1) * np.ones((6, 4), np.float32)
-    out_cls, out_box, out_mask, ids = _sampled_targets(cls, box, mask, count=5)
+    out_cls, out_box, out_mask, ids = sampled_targets(cls, box, mask, count=5)
     np.testing.assert_array_equal(ids, [1, 3, 4, -1, -1])
     np.testing.assert_array_equal(out_cls, [1, 0, 0, -1, -1])
     np.testing.assert_array_equal(out_box[:3], box[[1, 3, 4]])

@@ -10,7 +10,10 @@ import io
 import os
 import zipfile
 
-__all__ = ["model_root", "resolve_params", "cached_params", "sha1_of", "ModelFileError"]
+from .internals import gluoncv_model_sha1
+
+__all__ = ["model_root", "resolve_params", "cached_params", "sha1_of", "sha1_table", "download",
+           "ModelFileError"]
 
 DEFAULT_REPO = "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/"
 TIMEOUT = float(os.environ.get("GLUON_MASKRCNN_DOWNLOAD_TIMEOUT", "20"))
@@ -20,10 +23,9 @@ class ModelFileError(RuntimeError):
     """A parameter file is missing or corrupt and could not be fetched."""
 
 
-def _sha1_table():
-    from gluoncv.model_zoo.model_store import _model_sha1
-
-    return dict(_model_sha1)
+def sha1_table():
+    """{file name: sha1} of the published parameter files."""
+    return gluoncv_model_sha1()
 
 
 def model_root(root=None):
@@ -42,7 +44,7 @@ def sha1_of(path, chunk=1 << 20):
 
 def _published_file(name, root=None):
     """(sha1, file name, folder) of ``name``'s published parameter file."""
-    table = _sha1_table()
+    table = sha1_table()
     if name not in table:
         raise ModelFileError("no published parameters for %r" % name)
     sha1 = table[name]
@@ -74,10 +76,10 @@ def resolve_params(name, pretrained=True, root=None):
     if cached:
         return cached
     sha1, file_name, folder = _published_file(name, root)
-    return _download(name, file_name, sha1, folder)
+    return download(name, file_name, sha1, folder)
 
 
-def _download(name, file_name, sha1, folder):
+def download(name, file_name, sha1, folder):
     import requests
 
     repo = os.environ.get("MXNET_GLUON_REPO", DEFAULT_REPO)

@@ -1,0 +1,70 @@
+"""The only calls into MXNet's and GluonCV's non-public names, each with the reason.
+
+MXNet 1.9.1 and GluonCV 0.10.5 offer no public call for these steps. Keeping every use here
+means one file to read when either library changes, and no private name anywhere else.
+"""
+
+__all__ = ["gluoncv_model_sha1", "structural_params", "kvstore_barrier", "init_trainer_kvstore", "trainer_params",
+           "gluoncv_roi_settings", "gluoncv_pyramid_pooling", "set_gluoncv_pyramid_pooling",
+           "set_gluoncv_max_dets", "gluoncv_sampler_settings"]
+
+
+def gluoncv_model_sha1():
+    """{file name: sha1} of GluonCV's published parameter files (GluonCV keeps the table private)."""
+    from gluoncv.model_zoo.model_store import _model_sha1
+
+    return dict(_model_sha1)
+
+
+def structural_params(block):
+    """{structural name: Parameter}, the names ``save_parameters`` writes (``features.0.weight``);
+    ``collect_params`` keys by prefixed names instead, and Gluon exposes only the private call."""
+    return block._collect_params_with_prefix()
+
+
+def kvstore_barrier(kv):
+    """Wait until every worker of a dist kvstore reaches this point (MXNet's Python API exposes
+    its barrier only as ``_barrier``)."""
+    kv._barrier()
+
+
+def init_trainer_kvstore(trainer):
+    """Make ``gluon.Trainer`` create its kvstore and initialise the parameters not yet in it, which
+    it otherwise does lazily inside the first ``step`` or ``allreduce_grads``."""
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    trainer._init_params()
+
+
+def trainer_params(trainer):
+    """The parameters a ``gluon.Trainer`` updates, in its kvstore key order."""
+    return list(trainer._params)
+
+
+def gluoncv_roi_settings(net):
+    """(roi_size, strides, roi_mode) of a GluonCV R-CNN, which it keeps in private attributes."""
+    return net._roi_size, net._strides, net._roi_mode
+
+
+def gluoncv_pyramid_pooling(net):
+    """The unbound FPN ROI pooling method of a GluonCV R-CNN's class."""
+    return type(net)._pyramid_roi_feats
+
+
+def set_gluoncv_pyramid_pooling(net, pool):
+    """Replace a GluonCV R-CNN's FPN ROI pooling by ``pool(F, feats, rois, ...)``."""
+    net._pyramid_roi_feats = pool
+
+
+def set_gluoncv_max_dets(net, max_dets):
+    """Detections per image of a GluonCV R-CNN. Its R50/R101 builders fix ``rcnn_max_dets=1000``
+    and pass the user's keywords as well, so the keyword cannot change it."""
+    net._rcnn_max_dets = max_dets
+
+
+def gluoncv_sampler_settings(net):
+    """A GluonCV R-CNN's ROI sampler settings, which it keeps private: a dict of ``num_sample``,
+    ``max_pos``, ``max_num_gt`` and ``num_proposal``."""
+    sampler = net.sampler
+    return dict(num_sample=sampler._num_sample, max_pos=sampler._max_pos,
+                max_num_gt=sampler._max_num_gt, num_proposal=sampler._num_proposal)
