@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import mxnet as mx
 import numpy as np
 from matplotlib.patches import Rectangle
-from mxnet import autograd
+from mxnet import autograd, nd
 
 import gluon_maskrcnn as gm
 from gluon_maskrcnn.data.batchify import TrainBatch, TrainBatchify
@@ -24,7 +24,6 @@ from gluon_maskrcnn.data.rpn_targets import RPNTargetGenerator
 from gluon_maskrcnn.data.synthetic import write_synthetic_coco
 from gluon_maskrcnn.data.transforms import MEAN, STD, TrainTransform
 from gluon_maskrcnn.model_zoo import PRESETS
-from gluon_maskrcnn.modeling.losses import MaskRCNNLoss
 
 mx.random.seed(0)
 
@@ -53,8 +52,9 @@ overrides = dict(short=256, max_size=320, rpn_train_pre_nms=2000, rpn_train_post
                  num_sample=128)
 net = gm.get_model(name, pretrained_base=False, classes=dataset.classes, **overrides)
 cfg = dict(PRESETS[name], **overrides)
-for child_name, child in net._children.items():
-    print("%-17s %s" % (child_name, type(child).__name__))
+for child_name, child in vars(net).items():
+    if isinstance(child, mx.gluon.Block):  # the stages, in the order they were registered
+        print("%-17s %s" % (child_name, type(child).__name__))
 
 # %%
 # The batch, and the RPN targets
@@ -138,16 +138,16 @@ draw_boxes(ax, rois[cls_targets > 0], "lime", 0.8)
 # %%
 # Mask targets
 # ------------
-# :class:`~gluon_maskrcnn.modeling.targets.MaskTargetGenerator` ROI-aligns each positive ROI's
+# :class:`~gluon_maskrcnn.modeling.mask_targets.MaskTargetGenerator` ROI-aligns each positive ROI's
 # ground-truth mask to the mask head's output size (28 x 28 in the FPN ResNet-50 and -101
 # presets, 14 x 14 in the others), with weight 1 for the positives. The loss scores each
 # positive's mask on the head's channel of the ROI's own class only, so the mask head only
-# learns the class the ROI belongs to.
+# learns the class the ROI belongs to. The sampler puts each image's positives first, in its
+# ``max_pos`` foreground slots, and ``net.sampler.foreground`` reads those slots.
 positives = net.sampler.max_pos
-mask_targets, mask_weights = net.mask_target(
-    out.rois.slice_axis(axis=1, begin=0, end=positives), gt_masks,
-    out.matches.slice_axis(axis=1, begin=0, end=positives),
-    out.cls_targets.slice_axis(axis=1, begin=0, end=positives))
+foreground = lambda t: net.sampler.foreground(nd, t)  # (B, S, ...) -> (B, max_pos, ...)
+mask_targets, mask_weights = net.mask_target(foreground(out.rois), gt_masks,
+                                             foreground(out.matches), foreground(out.cls_targets))
 print("mask targets", mask_targets.shape, "weights", mask_weights.shape)
 shown = np.flatnonzero(cls_targets[:positives] > 0)[:8]
 fig, axes = plt.subplots(1, len(shown), figsize=(1.6 * len(shown), 2))
@@ -163,11 +163,12 @@ for ax, index in zip(np.atleast_1d(axes), shown):
 # :class:`~gluon_maskrcnn.modeling.losses.MaskRCNNLoss` returns them by name, each normalised per
 # image and averaged over the images (with one image per device, as GluonCV's training script
 # normalises; a step then does not depend on how images are spread over devices).
-# :func:`~gluon_maskrcnn.engine.step.forward_losses` wraps the
-# forward, the mask targets and the losses into one call.
-losses = MaskRCNNLoss()(out.raw_rpn_score, out.raw_rpn_box, rpn_cls, rpn_box, rpn_weight,
-                        out.cls_pred, out.cls_targets, out.box_pred, out.box_targets,
-                        out.box_masks, out.mask_pred, mask_targets, mask_weights)
+# The model owns its loss block, ``net.loss``, and
+# :meth:`net.losses(*batch) <gluon_maskrcnn.modeling.mask_rcnn.MaskRCNN.losses>` runs the forward, the mask
+# targets and the losses in one call, which is all the training loop asks of the model.
+losses = net.loss(out.raw_rpn_score, out.raw_rpn_box, rpn_cls, rpn_box, rpn_weight,
+                  out.cls_pred, out.cls_targets, out.box_pred, out.box_targets,
+                  out.box_masks, out.mask_pred, mask_targets, mask_weights)
 for loss_name, value in losses._asdict().items():
     print("%-8s %.4f" % (loss_name, value.asscalar()))
 

@@ -16,7 +16,7 @@ from ..data.loader import train_loader
 from ..data.rpn_targets import RPNTargetGenerator
 from ..data.transforms import TrainTransform
 from ..model_zoo import PRESETS, get_model
-from ..modeling.losses import LOSS_NAMES, MaskRCNNLoss
+from ..modeling.losses import LOSS_NAMES
 from .checkpoint import checkpoint_args, load_checkpoint, save_checkpoint
 from .cli import contexts
 from .recipes import MODEL_SIZE_KEYS
@@ -25,10 +25,9 @@ from .evaluation import evaluate, format_metrics
 from .loading import load_model, model_name
 from .metrics import MetricsLog, RunningMean, plot_curves
 from .schedule import default_lr, default_warmup, learning_rate
-from .step import forward_losses
 from .validation import validation_losses
 
-__all__ = ["fit", "NonFiniteLossError", "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts",
+__all__ = ["fit", "train_step", "NonFiniteLossError", "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts",
            "no_bias_decay"]
 
 logger = logging.getLogger("gluon_maskrcnn")
@@ -107,10 +106,8 @@ class _Run:
         per_device = self.per_device = max(1, args.batch_size // len(self.ctx))
         _reseed(args.seed, -1)  # the same initial weights on every worker (and rank 0's are broadcast)
         self.net, self.cfg = build_network(args, self.train_set.classes, per_device, self.ctx)
-        self.loss = MaskRCNNLoss()
         if args.hybridize:
-            self.net.hybridize(static_alloc=args.static_alloc)
-            self.loss.hybridize()
+            self.net.hybridize(static_alloc=args.static_alloc)  # the net's loss block too
         # every worker takes its slice of the same global batches, and every image's random
         # choices come from its own seed: a step is the same computation at any scale
         self.loader, self.sampler = train_loader(
@@ -149,7 +146,7 @@ def _reseed(seed, epoch):
     np.random.seed((seed * 7919 + epoch * 31) % (2 ** 31))
 
 
-def _train_step(run, batch):
+def train_step(run, batch):
     """Forward, backward and update on one batch; returns the mean losses as floats (and,
     with clipping, ``grad_norm``).
 
@@ -161,7 +158,7 @@ def _train_step(run, batch):
 
     parts = split_batch(batch, run.ctx)
     with autograd.record():
-        per_device = [forward_losses(run.net, run.loss, *part) for part in parts]
+        per_device = [run.net.losses(*part) for part in parts]
         totals = [sum(losses) for losses in per_device]
     autograd.backward(totals)
     values = {name: sum(float(losses[i].asscalar()) for losses in per_device) / len(parts)
@@ -229,7 +226,7 @@ def _evaluate(run, epoch):
     run.net.retrace()
     losses = {}
     if args.val_loss:
-        values = validation_losses(run.net, run.loss, run.val_set, run.cfg, run.ctx[0],
+        values = validation_losses(run.net, run.val_set, run.cfg, run.ctx[0],
                                    run.per_device, seed=args.seed)
         losses = {"val_" + name: value for name, value in values.items()}
         logger.info("epoch %d validation loss %.4f", epoch, values["total"])
@@ -267,7 +264,7 @@ def fit(args):
                             enabled=run.dist.is_root and not args.quiet)
         for i, batch in enumerate(run.loader):
             run.trainer.set_learning_rate(run.lr(run.state["iteration"]))
-            values = _train_step(run, batch)
+            values = train_step(run, batch)
             mean.update(values)
             run.state["iteration"] += 1
             progress.update(mean.means(), batch[0].shape[0])

@@ -8,14 +8,13 @@ from ..data.rpn_targets import RPNTargetGenerator
 from ..data.transforms import TrainTransform
 from ..modeling.losses import LOSS_NAMES
 from .metrics import RunningMean
-from .step import forward_losses
 
 __all__ = ["validation_losses"]
 
 _RUNNING_STATS = ("running_mean", "running_var")
 
 
-def validation_losses(net, loss_fn, dataset, cfg, ctx, per_device_batch=1, seed=0):
+def validation_losses(net, dataset, cfg, ctx, per_device_batch=1, seed=0):
     """Mean training losses over ``dataset`` (no flip; sampling seeded by ``seed``).
 
     The forward runs in training mode, which is what defines these losses; trainable
@@ -33,7 +32,7 @@ def validation_losses(net, loss_fn, dataset, cfg, ctx, per_device_batch=1, seed=
         with autograd.train_mode():
             for first in range(0, len(view) - per_device_batch + 1, per_device_batch):
                 batch = batchify([view[i] for i in range(first, first + per_device_batch)])
-                losses = forward_losses(net, loss_fn, *split_batch(batch, [ctx])[0])
+                losses = net.losses(*split_batch(batch, [ctx])[0])
                 mean.update({name: float(loss.asscalar()) for name, loss in zip(LOSS_NAMES, losses)})
     finally:
         for name, value in saved.items():

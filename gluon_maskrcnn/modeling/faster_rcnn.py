@@ -12,15 +12,13 @@ from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 from .. import ops
-from .postprocess import detect
-from .roi_align import with_batch_index
+from .roi_heads import BoxROIHeads
 from .rpn import at_anchors
-from .targets import RCNNTargetGenerator, RCNNTargetSampler
 
 __all__ = ["FasterRCNN"]
 
 
-class FasterRCNN(gluon.HybridBlock):
+class FasterRCNN(BoxROIHeads, gluon.HybridBlock):
     """Faster R-CNN.
 
     Inference, ``net(x)`` with ``x`` of shape (B, 3, H, W), returns the namedtuple
@@ -35,7 +33,7 @@ class FasterRCNN(gluon.HybridBlock):
     anchors only: the same values and gradients; hybridized, a much cheaper backward pass
     (see :meth:`~gluon_maskrcnn.modeling.rpn.RPN.sampled_forward`).
     A fifth input, ``roi_keys`` (B, K) with K = ``sampler.key_count``, gives the random keys of
-    each image's ROI sampling (see :class:`~gluon_maskrcnn.modeling.targets.RCNNTargetSampler`);
+    each image's ROI sampling (see :class:`~gluon_maskrcnn.modeling.roi_heads.RCNNTargetSampler`);
     without it they are drawn in the graph.
 
     Parameters
@@ -89,8 +87,7 @@ class FasterRCNN(gluon.HybridBlock):
         self.classes = list(classes)
         self.short, self.max_size = short, max_size
         self.train_patterns = train_patterns
-        self._batch_size = per_device_batch_size
-        self._box_clip = box_clip
+        self.per_device_batch_size = per_device_batch_size
         self._nms = dict(score_thresh=score_thresh, nms_thresh=nms_thresh, nms_topk=nms_topk,
                          max_dets=max_dets, force_nms=force_nms)
         with self.name_scope():
@@ -99,10 +96,10 @@ class FasterRCNN(gluon.HybridBlock):
             self.box_features = box_features
             self.rpn = rpn
             self.roi_pool = roi_pool
-            self._make_predictors(in_units=0)
-            self.sampler = RCNNTargetSampler(per_device_batch_size, rpn.train_post_nms, num_sample,
-                                             pos_iou_thresh, pos_ratio, max_num_gt)
-            self.target_generator = RCNNTargetGenerator(self.num_class, self.sampler.max_pos)
+            self.add_box_heads(per_device_batch_size=per_device_batch_size,
+                               num_proposal=rpn.train_post_nms, num_sample=num_sample,
+                               pos_iou_thresh=pos_iou_thresh, pos_ratio=pos_ratio,
+                               max_num_gt=max_num_gt, box_clip=box_clip)
         self._output_types = {}
         self.fast_ops = True
 
@@ -123,7 +120,7 @@ class FasterRCNN(gluon.HybridBlock):
 
     def set_nms(self, nms_thresh=0.5, nms_topk=-1, max_dets=100, force_nms=False, score_thresh=0.01):
         """Change detection filtering; re-hybridize afterwards if the net was hybridized."""
-        self._clear_cached_op()
+        self.retrace()
         self._nms = dict(score_thresh=score_thresh, nms_thresh=nms_thresh, nms_topk=nms_topk,
                          max_dets=max_dets, force_nms=force_nms)
 
@@ -132,68 +129,32 @@ class FasterRCNN(gluon.HybridBlock):
         pattern = select if select is not None else self.train_patterns
         return self.collect_params(pattern) if pattern else self.collect_params()
 
-    def _make_predictors(self, in_units):
-        self.class_predictor = nn.Dense(self.num_class + 1, weight_initializer=mx.init.Normal(0.01),
-                                        in_units=in_units, prefix="class_predictor_")
-        self.box_predictor = nn.Dense(self.num_class * 4, weight_initializer=mx.init.Normal(0.001),
-                                      in_units=in_units, prefix="box_predictor_")
-
     def reset_class(self, classes, reuse_weights=None):
         """Switch to a new class list, keeping the weights of the classes that carry over.
 
         ``reuse_weights``: a list of class names present in both lists, or a dict
         ``{new: old}`` of names or indices. By default every shared name is kept.
         """
-        mapping = _class_mapping(self.classes, list(classes), reuse_weights)
-        old = (self.class_predictor, self.box_predictor)
-        self._clear_cached_op()
-        self.classes = list(classes)
-        in_units = old[0].weight.shape[1]
-        with self.name_scope():
-            self._make_predictors(in_units)
-        ctx = old[0].weight.list_ctx()
-        self.class_predictor.initialize(ctx=ctx)
-        self.box_predictor.initialize(ctx=ctx)
-        # background row 0 carries over; class k sits at row k+1 (scores) and rows 4k..4k+3 (boxes)
-        _copy_rows(old[0], self.class_predictor, {n + 1: o + 1 for n, o in mapping.items()} | {0: 0}, 1)
-        _copy_rows(old[1], self.box_predictor, mapping, 4)
-        self.target_generator = RCNNTargetGenerator(self.num_class, self.sampler.max_pos)
-        return mapping
+        self.retrace()
+        return self.reset_box_classes(classes, reuse_weights)
 
     # ----------------------------------------------------------------- stages
-    def _pool(self, F, feats, boxes):
-        """ROIAlign features for boxes (B, N, 4) -> (B*N, C, R, R)."""
-        return self.roi_pool(F.stop_gradient(with_batch_index(F, boxes)), *feats)
-
-    def _head_features(self, F, pooled):
-        """(top features for the mask head, flat box features (K, D))."""
-        top = self.top_features(pooled) if self.top_features is not None else pooled
-        if self.box_features is None:
-            # global pooling stays in oneDNN's layout (AdaptiveAvgPooling2D reorders first)
-            pooled = F.Pooling(top, global_pool=True, pool_type="avg", kernel=(1, 1))
-            return top, F.flatten(pooled)
-        return top, self.box_features(top)
-
-    def _features(self, x):
+    def backbone_features(self, x):
+        """The backbone's output as a list: one map (C4) or the pyramid levels (FPN)."""
         feats = self.features(x)
         return list(feats) if isinstance(feats, (list, tuple)) else [feats]
 
     def _inference(self, F, x):
         """Stage outputs at inference: dict with feats, ids, scores, bboxes."""
-        feats = self._features(x)
+        feats = self.backbone_features(x)
         _, rois = self.rpn(F.zeros_like(x), *feats)  # (B, N, 4)
-        num_rois = self.rpn.post_nms
-        _, box_feat = self._head_features(F, self._pool(F, feats, rois))
-        cls_pred = self.class_predictor(box_feat).reshape((-1, num_rois, self.num_class + 1))  # (B*N, C+1) -> (B, N, C+1)
-        box_pred = self.box_predictor(box_feat).reshape((-1, num_rois, self.num_class, 4))  # (B*N, 4C) -> (B, N, C, 4)
-        ids, scores, bboxes = detect(F, cls_pred, box_pred, rois, self.num_class, num_rois,
-                                     clip=self._box_clip, **dict(self._nms, max_dets=self.max_dets))
+        ids, scores, bboxes = self.box_inference(F, feats, rois, self.rpn.post_nms,
+                                                 dict(self._nms, max_dets=self.max_dets))
         return dict(feats=feats, ids=ids, scores=scores, bboxes=bboxes)
 
     def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None, roi_keys=None):
         """Stage outputs in training: dict holding every name of :attr:`TRAIN_OUTPUTS`, and more."""
-        batch, num_pos = self._batch_size, self.sampler.max_pos
-        feats = self._features(x)
+        feats = self.backbone_features(x)
         if rpn_anchor_ids is not None and F is mx.sym:  # the head's backward on sampled anchors only
             rpn_out = self.rpn.sampled_forward(F, F.zeros_like(x), feats, rpn_anchor_ids)
         else:
@@ -203,18 +164,9 @@ class FasterRCNN(gluon.HybridBlock):
             # sampled anchors (sampled_forward's imperative use of the head's weights broke
             # dist_sync's kvstore initialisation)
             raw_score, raw_box = (at_anchors(raw, rpn_anchor_ids) for raw in (raw_score, raw_box))
-        keys = () if roi_keys is None else (roi_keys,)
-        rois, samples, matches = self.sampler(rpn_rois, rpn_scores, gt_boxes, *keys)  # (B, S, ...)
-        top_feat, box_feat = self._head_features(F, self._pool(F, feats, rois))
-        cls_pred = self.class_predictor(box_feat).reshape((batch, -1, self.num_class + 1))  # (B*S, C+1) -> (B, S, C+1)
-        cls_targets, box_targets, box_masks, indices = self.target_generator(
-            rois, samples, matches, gt_labels, gt_boxes)
-        pos_feat = _first_per_image(F, box_feat, batch, self.sampler.num_sample, num_pos)  # (B*P, D)
-        box_pred = self.box_predictor(pos_feat).reshape((batch, -1, self.num_class, 4))  # (B*P, 4C) -> (B, P, C, 4)
-        return dict(cls_pred=cls_pred, box_pred=box_pred, rois=rois, samples=samples,
-                    matches=matches, raw_rpn_score=raw_score, raw_rpn_box=raw_box, anchors=anchors,
-                    cls_targets=cls_targets, box_targets=box_targets, box_masks=box_masks,
-                    indices=indices, top_feat=top_feat)
+        stage = self.box_training(F, feats, rpn_rois, rpn_scores, gt_boxes, gt_labels, roi_keys)
+        stage.update(raw_rpn_score=raw_score, raw_rpn_box=raw_box, anchors=anchors)
+        return stage
 
     # ----------------------------------------------------------------- forward
     def hybrid_forward(self, F, x, gt_boxes=None, gt_labels=None, rpn_anchor_ids=None, roi_keys=None):
@@ -234,7 +186,7 @@ class FasterRCNN(gluon.HybridBlock):
         fast = bool(self.fast_ops) and ops.available(x.context)
         if fast != self.roi_pool.fast or fast != self.rpn.fast:
             self.roi_pool.fast = self.rpn.fast = fast
-            self._clear_cached_op()
+            self.retrace()
 
     @contextlib.contextmanager
     def portable_ops(self):
@@ -268,39 +220,3 @@ class FasterRCNN(gluon.HybridBlock):
             self._output_types[names] = namedtuple(prefix, names)
         return self._output_types[names]
 
-
-def _first_per_image(F, flat, batch, per_image, count):
-    """Rows of the first ``count`` of each image's ``per_image`` ROIs: (B*S, ...) -> (B*count, ...).
-
-    ``slice`` and ``concat`` have oneDNN kernels; reshape and slice_axis would first copy a
-    oneDNN-layout array (C4's res5 output is 51 MB per image).
-    """
-    parts = [flat.slice(begin=(b * per_image,), end=(b * per_image + count,)) for b in range(batch)]
-    return parts[0] if batch == 1 else F.concat(*parts, dim=0)
-
-
-def _class_mapping(old_classes, new_classes, reuse_weights):
-    """{new index: old index} of the classes whose weights carry over."""
-    if reuse_weights is None:
-        reuse_weights = [c for c in new_classes if c in old_classes]
-    if isinstance(reuse_weights, (list, tuple)):
-        reuse_weights = {c: c for c in reuse_weights}
-    mapping = {}
-    for new, old in dict(reuse_weights).items():
-        new_idx = new_classes.index(new) if isinstance(new, str) else int(new)
-        old_idx = old_classes.index(old) if isinstance(old, str) else int(old)
-        if not (0 <= new_idx < len(new_classes) and 0 <= old_idx < len(old_classes)):
-            raise ValueError("cannot reuse class %r -> %r: index out of range" % (old, new))
-        mapping[new_idx] = old_idx
-    return mapping
-
-
-def _copy_rows(src, dst, mapping, rows_per_class):
-    """Copy weight and bias rows of ``src`` classes into ``dst`` for {dst class: src class}."""
-    for name in ("weight", "bias"):
-        old = getattr(src, name).data().asnumpy()
-        new = getattr(dst, name).data().asnumpy()
-        for new_idx, old_idx in mapping.items():
-            n, o = new_idx * rows_per_class, old_idx * rows_per_class
-            new[n:n + rows_per_class] = old[o:o + rows_per_class]
-        getattr(dst, name).set_data(mx.nd.array(new))

@@ -52,7 +52,7 @@ class MaskRCNNLoss(gluon.HybridBlock):
     ``rpn_box_masks (B, N, 4)``, ``cls_pred (B, S, C+1)``, ``cls_targets (B, S)``,
     ``box_pred (B, P, C, 4)``, ``box_targets``, ``box_masks``, ``mask_pred (B, P, C, M, M)``,
     ``mask_targets (B, P, M, M)`` and ``mask_weights (B, P)`` (those of
-    :class:`~gluon_maskrcnn.modeling.targets.MaskTargetGenerator`). The first P of
+    :class:`~gluon_maskrcnn.modeling.mask_targets.MaskTargetGenerator`). The first P of
     ``cls_targets`` name the positives' classes, whose channels of ``mask_pred`` are scored.
     """
 

@@ -1,7 +1,12 @@
-"""Mask R-CNN: Faster R-CNN plus a mask branch; it adds to the parent's outputs only."""
-from .faster_rcnn import FasterRCNN, _copy_rows, _first_per_image
+"""Mask R-CNN: Faster R-CNN plus a mask branch; it adds to the parent's outputs only, and owns
+the path from a training batch to the five named losses (:meth:`MaskRCNN.losses`)."""
+import mxnet as mx
+
+from .faster_rcnn import FasterRCNN
 from .heads import MaskHead, pick_class_masks
-from .targets import MaskTargetGenerator
+from .losses import MaskRCNNLoss
+from .mask_targets import MaskTargetGenerator
+from .roi_heads import copy_class_rows
 
 __all__ = ["MaskRCNN"]
 
@@ -25,6 +30,9 @@ class MaskRCNN(FasterRCNN):
         3x3 convs before the deconv (4 for FPN R50/R101, 2 for FPN R18, 0 for C4).
     mask_roi_size : (int, int)
         ROI size of the mask targets (twice the pooled size).
+    rpn_beta, rcnn_beta : float
+        Smooth-L1 thresholds of the RPN and box losses (GluonCV's ``--rpn-smoothl1-rho``,
+        ``--rcnn-smoothl1-rho``); see :meth:`losses`.
     kwargs
         Every other keyword :class:`~gluon_maskrcnn.modeling.faster_rcnn.FasterRCNN` takes.
     """
@@ -33,28 +41,48 @@ class MaskRCNN(FasterRCNN):
     INFER_OUTPUTS = FasterRCNN.INFER_OUTPUTS + ("masks",)
 
     def __init__(self, features, top_features, box_features, classes, *, mask_channels=256,
-                 num_fcn_convs=0, mask_roi_size=(28, 28), **kwargs):
+                 num_fcn_convs=0, mask_roi_size=(28, 28), rpn_beta=1.0 / 9, rcnn_beta=1.0, **kwargs):
         super().__init__(features, top_features, box_features, classes, **kwargs)
-        self._mask_roi_size = tuple(mask_roi_size)
         with self.name_scope():
             self.mask = MaskHead(self.num_class, mask_channels, num_fcn_convs)
-            self.mask_target = MaskTargetGenerator(self._batch_size, self._mask_roi_size)
+            self.mask_target = MaskTargetGenerator(self.per_device_batch_size, mask_roi_size)
+            self.loss = MaskRCNNLoss(rpn_beta, rcnn_beta)  # no parameters
+
+    def losses(self, x, gt_boxes, gt_labels, gt_masks, rpn_cls_targets, rpn_box_targets,
+               rpn_box_masks, rpn_anchor_ids=None, roi_keys=None):
+        """The five losses of a training batch (call inside ``autograd.record()``), as
+        :class:`~gluon_maskrcnn.modeling.losses.Losses`, each a (1,) NDArray.
+
+        Shapes: x (B, 3, H, W); gt_boxes (B, M, 4); gt_labels (B, M, 1) with -1 padding;
+        gt_masks (B, M, H, W); RPN targets (B, N), (B, N, 4), (B, N, 4) for all N anchors, or,
+        with ``rpn_anchor_ids`` (B, S), for those S sampled anchors (a batch of
+        ``TrainBatchify(sampled_rpn=True)``; same losses, faster backward), and with ``roi_keys``
+        (B, K) the random keys of each image's ROI sampling (a ``SeededTrainBatch``).
+        The positional order is that of the batches of :mod:`gluon_maskrcnn.data.batchify`.
+        """
+        if roi_keys is not None and rpn_anchor_ids is None:
+            raise ValueError("roi_keys need rpn_anchor_ids (a SeededTrainBatch)")
+        extra = tuple(t for t in (rpn_anchor_ids, roi_keys) if t is not None)
+        out = self(x, gt_boxes, gt_labels, *extra)
+        fg = lambda t: self.sampler.foreground(mx.nd, t)  # (B, S, ...) -> (B, P, ...)
+        mask_targets, mask_weights = self.mask_target(fg(out.rois), gt_masks, fg(out.matches),
+                                                      fg(out.cls_targets))
+        return self.loss(out.raw_rpn_score, out.raw_rpn_box, rpn_cls_targets, rpn_box_targets,
+                         rpn_box_masks, out.cls_pred, out.cls_targets, out.box_pred,
+                         out.box_targets, out.box_masks, out.mask_pred, mask_targets, mask_weights)
 
     def _inference(self, F, x):
         stage = super()._inference(F, x)
-        pooled = self._pool(F, stage["feats"], stage["bboxes"])  # (B*K, C, R, R)
-        top = self.top_features(pooled) if self.top_features is not None else pooled
-        logits = self.mask(top)  # (B*K, classes, M, M)
+        pooled = self.pool_rois(F, stage["feats"], stage["bboxes"])  # (B*K, C, R, R)
+        logits = self.mask(self.top(pooled))  # (B*K, classes, M, M)
         masks = pick_class_masks(F, logits, stage["ids"].reshape((-1,)), self.num_class)  # (B*K, M, M)
         stage["masks"] = F.sigmoid(masks).reshape((-4, -1, self.max_dets, -2))  # (B*K, M, M) -> (B, K, M, M)
         return stage
 
     def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None, roi_keys=None):
         stage = super()._training(F, x, gt_boxes, gt_labels, rpn_anchor_ids, roi_keys)
-        pos_top = _first_per_image(F, stage["top_feat"], self._batch_size, self.sampler.num_sample,
-                                   self.sampler.max_pos)
-        logits = self.mask(pos_top)  # (B*P, C, M, M)
-        stage["mask_pred"] = logits.reshape((-4, self._batch_size, -1, -2))  # (B*P, ...) -> (B, P, C, M, M)
+        logits = self.mask(self.sampler.foreground_rows(F, stage["top_feat"]))  # (B*P, C, M, M)
+        stage["mask_pred"] = logits.reshape((-4, self.per_device_batch_size, -1, -2))  # (B*P, ...) -> (B, P, C, M, M)
         return stage
 
     def reset_class(self, classes, reuse_weights=None):
@@ -65,5 +93,5 @@ class MaskRCNN(FasterRCNN):
                                             weight_initializer=old_head.weight.init,
                                             prefix=old_head.prefix[len(self.mask.prefix):])
         self.mask.mask.initialize(ctx=old_head.weight.list_ctx())
-        _copy_rows(old_head, self.mask.mask, mapping, 1)  # mask targets do not depend on the classes
+        copy_class_rows(old_head, self.mask.mask, mapping, 1)  # mask targets do not depend on the classes
         return mapping

@@ -10,6 +10,7 @@ from train_helpers import make_args
 from gluon_maskrcnn.engine.checkpoint import load_checkpoint
 from gluon_maskrcnn.engine.schedule import learning_rate
 from gluon_maskrcnn.engine.trainer import NonFiniteLossError, fit
+from gluon_maskrcnn.internals import structural_params, trainer_params
 
 
 def _params(prefix):
@@ -103,7 +104,7 @@ def test_optimizer_states_follow_the_network_order_not_the_names(tmp_path):
         return net, Distributed("device").trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
 
     net, trainer = net_and_trainer("dense9_", "dense10_")
-    assert [p.name for p in trainer._params] == [p.name for p in net.collect_params().values()]
+    assert [p.name for p in trainer_params(trainer)] == [p.name for p in net.collect_params().values()]
     with mx.autograd.record():
         net(mx.nd.ones((1, 5))).sum().backward()
     trainer.step(1)
@@ -142,8 +143,7 @@ def test_two_cpu_contexts_give_the_same_update_as_one():
 
     from helpers import tiny_batch, tiny_model
     from gluon_maskrcnn.engine.distributed import Distributed
-    from gluon_maskrcnn.engine.trainer import _train_step
-    from gluon_maskrcnn.modeling.losses import MaskRCNNLoss
+    from gluon_maskrcnn.engine.trainer import train_step
 
     small = dict(rpn_train_pre_nms=100, rpn_train_post_nms=100, num_sample=100)
     updated = []
@@ -153,10 +153,10 @@ def test_two_cpu_contexts_give_the_same_update_as_one():
         batch = [nd.concat(t, t, dim=0) for t in tiny_batch(cfg, [[(10, 10, 50, 60, 0)]])]
         dist = Distributed("device")
         trainer = dist.trainer(net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
-        run = SimpleNamespace(ctx=contexts, net=net, loss=MaskRCNNLoss(), trainer=trainer, clip_norm=None,
+        run = SimpleNamespace(ctx=contexts, net=net, trainer=trainer, clip_norm=None,
                               dist=dist, total_parts=len(contexts), state=dict(epoch=0, iteration=0))
-        _train_step(run, batch)
-        updated.append({k: p.data(contexts[-1]).asnumpy() for k, p in net._collect_params_with_prefix().items()})
+        train_step(run, batch)
+        updated.append({k: p.data(contexts[-1]).asnumpy() for k, p in structural_params(net).items()})
     for key in updated[0]:
         np.testing.assert_allclose(updated[0][key], updated[1][key], rtol=1e-4, atol=1e-6, err_msg=key)
 
@@ -188,7 +188,7 @@ def test_validation_loss_is_logged_and_changes_nothing(tiny_root, tmp_path):
     from gluon_maskrcnn.data.coco import COCOInstances
     from gluon_maskrcnn.engine.validation import validation_losses
     from gluon_maskrcnn.model_zoo import PRESETS
-    from gluon_maskrcnn.modeling.losses import LOSS_NAMES, MaskRCNNLoss
+    from gluon_maskrcnn.modeling.losses import LOSS_NAMES
 
     prefix = str(tmp_path / "val" / "run")
     state = fit(make_args(tiny_root, prefix, "--epochs", "1", "--lr", "0.01", "--norm", "bn",
@@ -201,7 +201,7 @@ def test_validation_loss_is_logged_and_changes_nothing(tiny_root, tmp_path):
     before = {k: p.data().asnumpy() for k, p in net.collect_params().items()}
     assert any(k.endswith("running_mean") for k in before)  # trainable BN: stats that could move
     cfg = dict(PRESETS["mask_rcnn_fpn_resnet18_v1b_coco"], short=96, max_size=128)
-    again = validation_losses(net, MaskRCNNLoss(), COCOInstances(tiny_root, "val", skip_empty=False), cfg,
+    again = validation_losses(net, COCOInstances(tiny_root, "val", skip_empty=False), cfg,
                               mx.cpu(), seed=233)  # the run's seed: the same samples
     assert again["total"] == pytest.approx(record["val_total"], rel=1e-4)
     for key, value in before.items():
@@ -250,7 +250,7 @@ def test_narrow_model_checkpoint_loads_back_with_its_widths(tiny_root, tmp_path)
     prefix = str(tmp_path / "narrow" / "run")
     state = fit(make_args(tiny_root, prefix, "--epochs", "1", "--lr", "0.01", "--fpn-channels", "32",
                           "--box-hidden", "48", "--mask-channels", "16"))
-    shapes = {k: p.shape for k, p in state["net"]._collect_params_with_prefix().items()}
+    shapes = {k: p.shape for k, p in structural_params(state["net"]).items()}
     assert shapes["features.P2_conv1_weight"] == (32, 32, 3, 3)  # FPN output conv: 32 in, 32 out
     assert shapes["box_features.0.weight"] == (48, 32 * 7 * 7)  # fc6 on 7x7 ROIs of 32 channels
     assert shapes["mask.mask.weight"][1] == 16  # the 1x1 mask predictor reads 16 channels
@@ -287,8 +287,6 @@ def test_hybridized_training_step_equals_imperative(tiny_root):
     from gluon_maskrcnn.data.loader import SeededTrainView
     from gluon_maskrcnn.data.rpn_targets import RPNTargetGenerator
     from gluon_maskrcnn.data.transforms import TrainTransform
-    from gluon_maskrcnn.engine.step import forward_losses
-    from gluon_maskrcnn.modeling.losses import MaskRCNNLoss
 
     net, cfg = tiny_model(True, seed=4)
     view = SeededTrainView(COCOInstances(tiny_root, "train"), TrainTransform(96, 128), seed=3)
@@ -298,12 +296,11 @@ def test_hybridized_training_step_equals_imperative(tiny_root):
     for hybrid in (False, True):
         if hybrid:
             net.hybridize(static_alloc=True)
-        loss_fn = MaskRCNNLoss()
         with autograd.record():
-            losses = forward_losses(net, loss_fn, *batch)
+            losses = net.losses(*batch)
             total = sum(losses)
         total.backward()
-        grads = {k: p.grad().asnumpy().copy() for k, p in net._collect_params_with_prefix().items()
+        grads = {k: p.grad().asnumpy().copy() for k, p in structural_params(net).items()
                  if p.grad_req != "null"}
         results.append(([float(v.asscalar()) for v in losses], grads))
     (loss_a, grads_a), (loss_b, grads_b) = results

@@ -8,7 +8,6 @@ from mxnet import autograd, gluon, nd
 import gluon_maskrcnn as gm
 from gluon_maskrcnn import ops
 from helpers import TINY_CLASSES, tiny_batch, tiny_model
-from gluon_maskrcnn.engine.step import forward_losses
 from gluon_maskrcnn.modeling.losses import LOSS_NAMES, MaskRCNNLoss
 
 
@@ -64,7 +63,7 @@ def test_losses_named_and_finite_with_and_without_ground_truth(fpn):
     net, cfg = tiny_model(fpn, batch_size=2)
     batch = tiny_batch(cfg, [[(10, 10, 50, 60, 0)], []])  # second image has no objects
     with autograd.record():
-        losses = forward_losses(net, MaskRCNNLoss(), *batch)
+        losses = net.losses(*batch)
         total = sum(losses)
     assert losses._fields == LOSS_NAMES
     for name, value in losses._asdict().items():
@@ -79,7 +78,7 @@ def test_losses_with_no_ground_truth_at_all_are_finite():
     net, cfg = tiny_model(True)
     batch = tiny_batch(cfg, [[]])
     with autograd.record():
-        losses = forward_losses(net, MaskRCNNLoss(), *batch)
+        losses = net.losses(*batch)
     values = {k: v.asscalar() for k, v in losses._asdict().items()}
     assert all(np.isfinite(v) for v in values.values())
     assert values["mask"] == 0 and values["rcnn_box"] == 0 and values["rpn_box"] == 0

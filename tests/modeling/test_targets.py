@@ -4,7 +4,8 @@ import numpy as np
 from mxnet import nd
 
 from gluon_maskrcnn.boxes import encode_boxes
-from gluon_maskrcnn.modeling.targets import MaskTargetGenerator, RCNNTargetGenerator, RCNNTargetSampler
+from gluon_maskrcnn.modeling.mask_targets import MaskTargetGenerator
+from gluon_maskrcnn.modeling.roi_heads import RCNNTargetGenerator, RCNNTargetSampler
 
 
 def _proposals():
