@@ -7,7 +7,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
-from gluon_maskrcnn.benchmark_data import run_data_benchmark  # noqa: E402
+from gluon_maskrcnn.benchmarks.data import run_data_benchmark  # noqa: E402
 
 
 def main():

@@ -7,7 +7,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
-from gluon_maskrcnn.benchmark import add_torchvision_arguments, run_inference_benchmark, torch_python  # noqa: E402
+from gluon_maskrcnn.benchmarks.inference import add_torchvision_arguments, run_inference_benchmark, torch_python  # noqa: E402
 
 
 def main():

@@ -9,8 +9,8 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
-from gluon_maskrcnn.benchmark_train import run_train_benchmark  # noqa: E402
-from gluon_maskrcnn.benchmark import add_torchvision_arguments, torch_python  # noqa: E402
+from gluon_maskrcnn.benchmarks.train import run_train_benchmark  # noqa: E402
+from gluon_maskrcnn.benchmarks.inference import add_torchvision_arguments, torch_python  # noqa: E402
 
 
 def main():

@@ -7,7 +7,8 @@ gradients and the SGD update on the same injected samples).
 import argparse
 import json
 
-from gluon_maskrcnn.model_zoo import PRESETS, get_model_list, parity
+from gluon_maskrcnn.benchmarks import parity
+from gluon_maskrcnn.model_zoo import PRESETS, get_model_list
 
 
 def main():

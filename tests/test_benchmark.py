@@ -4,7 +4,7 @@ import json
 import os
 import stat
 
-from gluon_maskrcnn import benchmark
+from gluon_maskrcnn.benchmarks import inference as benchmark
 
 
 def _fake_python(tmp_path, body):
@@ -53,7 +53,7 @@ def test_run_torchvision_passes_mode_output_and_arguments(tmp_path):
 
 
 def test_interleaved_turns_alternate_order_and_drop_the_warmup():
-    from gluon_maskrcnn.benchmark_train import interleaved_seconds
+    from gluon_maskrcnn.benchmarks.train import interleaved_seconds
 
     calls = []
 
@@ -70,14 +70,14 @@ def test_interleaved_turns_alternate_order_and_drop_the_warmup():
 
 def test_step_worker_protocol(monkeypatch):
     import io
-    from gluon_maskrcnn import benchmark_train
+    from gluon_maskrcnn.benchmarks import train as benchmark_train
 
     losses = iter([2.5, 1.5, 1.5, 1.5, 0.5])
     monkeypatch.setattr("sys.stdin", io.StringIO("step\nprofile\nstep\ndone\n"))
     out = io.StringIO()
     monkeypatch.setattr("sys.stdout", out)
     benchmark_train.serve(lambda: next(losses))
-    replies = [json.loads(line[len(benchmark_train._TAG):]) for line in out.getvalue().splitlines()]
+    replies = [json.loads(line[len(benchmark_train.PROTOCOL_TAG):]) for line in out.getvalue().splitlines()]
     assert replies[0] == {"ready": True}
     assert replies[1]["loss"] == 2.5 and replies[3]["loss"] == 0.5  # the profiled steps ran 1.5
     assert all(replies[i]["seconds"] >= 0 for i in (1, 3))
@@ -86,7 +86,7 @@ def test_step_worker_protocol(monkeypatch):
 
 
 def test_operator_seconds_splits_layers_from_the_rest():
-    from gluon_maskrcnn.benchmark_train import operator_seconds
+    from gluon_maskrcnn.benchmarks.train import operator_seconds
 
     stats = """Profile Statistics:
 \tNote the difference in units for different entries.
@@ -120,7 +120,7 @@ _backward_gm_multi_roi_align            2         250.0000         256.5760     
 
 def test_a_worker_that_dies_is_reported_with_its_model_and_parameters(tmp_path):
     import pytest
-    from gluon_maskrcnn.benchmark_train import StepServer
+    from gluon_maskrcnn.benchmarks.train import StepServer
 
     missing = str(tmp_path / "missing.params")
     with pytest.raises(RuntimeError) as err:

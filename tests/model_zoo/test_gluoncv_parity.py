@@ -9,7 +9,9 @@ import os
 import mxnet as mx
 import pytest
 
-from gluon_maskrcnn.model_zoo import PRESETS, parity
+from gluon_maskrcnn.benchmarks import parity
+from gluon_maskrcnn.internals import structural_params
+from gluon_maskrcnn.model_zoo import PRESETS
 
 SLOW = os.environ.get("GLUON_MASKRCNN_SLOW") == "1"
 FAST_NAMES = ["mask_rcnn_resnet18_v1b_coco", "mask_rcnn_fpn_resnet18_v1b_coco"]
@@ -28,7 +30,7 @@ def pair(request, tmp_path_factory):
 def test_strict_load_same_keys(pair):
     name, reference, ours, path = pair
     saved = set(mx.nd.load(path))
-    assert set(ours._collect_params_with_prefix()) == saved  # nothing missing, nothing extra
+    assert set(structural_params(ours)) == saved  # nothing missing, nothing extra
     ours.load_parameters(path, allow_missing=False, ignore_extra=False)
 
 

@@ -21,9 +21,9 @@ __all__ = ["run_train_benchmark"]
 
 def _sample(short, max_size, seed=0):
     """One synthetic 600x800-style sample as network inputs (NumPy)."""
-    from .data.coco import COCOInstances
-    from .data.synthetic import write_synthetic_coco
-    from .data.transforms import TrainTransform
+    from ..data.coco import COCOInstances
+    from ..data.synthetic import write_synthetic_coco
+    from ..data.transforms import TrainTransform
 
     root = tempfile.mkdtemp(prefix="trainbench-")
     write_synthetic_coco(root, num_train=1, num_val=1, height=600, width=800, seed=seed, max_objects=6)
@@ -32,12 +32,10 @@ def _sample(short, max_size, seed=0):
 
 
 def _ours_step(name, params, short, max_size):
-    from .data.batchify import TrainBatchify
-    from .data.rpn_targets import RPNTargetGenerator
-    from .engine.distributed import make_optimizer
-    from .engine.step import forward_losses
-    from .model_zoo import PRESETS, get_model
-    from .modeling.losses import MaskRCNNLoss
+    from ..data.batchify import TrainBatchify
+    from ..data.rpn_targets import RPNTargetGenerator
+    from ..engine.distributed import make_optimizer
+    from ..model_zoo import PRESETS, get_model
 
     net = get_model(name, pretrained=params, pretrained_base=False, short=short, max_size=max_size)
     batch = TrainBatchify(RPNTargetGenerator.from_preset(PRESETS[name]), seed=0,
@@ -49,11 +47,10 @@ def _ours_step(name, params, short, max_size):
     for p in set(net.collect_params().values()) - set(train_params.values()):
         p.grad_req = "null"
     net.hybridize(static_alloc=True)
-    loss = MaskRCNNLoss()
 
     def step():
         with autograd.record():
-            total = sum(forward_losses(net, loss, *batch))
+            total = sum(net.losses(*batch))
         total.backward()
         trainer.step(1)
         nd.waitall()
@@ -115,7 +112,7 @@ def _gluoncv_step(name, params, short, max_size):
     return step
 
 
-_TAG = "@@bench "  # marks protocol lines among whatever else a worker prints
+PROTOCOL_TAG = "@@bench "  # marks protocol lines among whatever else a worker prints
 
 
 def serve(step):
@@ -123,7 +120,7 @@ def serve(step):
     the loss of one ``step()``, each ``profile`` line with the seconds per operator kind of
     three profiled steps (:func:`operator_seconds`), and anything else with the peak RSS, and
     return."""
-    from .torchvision_worker import peak_rss_gb
+    from .timing import peak_rss_gb
 
     _send(dict(ready=True))
     for line in sys.stdin:
@@ -179,7 +176,7 @@ def _profiled(step, steps=3):
 
 
 def _send(message):
-    sys.stdout.write(_TAG + json.dumps(message) + "\n")
+    sys.stdout.write(PROTOCOL_TAG + json.dumps(message) + "\n")
     sys.stdout.flush()
 
 
@@ -191,14 +188,14 @@ class StepServer:
         self.loss = None
         self._what = "the %s benchmark worker for %s (parameters %s)" % (kind, name, params)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "gluon_maskrcnn.benchmark_train", kind, name, params, str(short),
+            [sys.executable, "-m", "gluon_maskrcnn.benchmarks.train", kind, name, params, str(short),
              str(max_size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._reply()
 
     def _reply(self):
         for line in self._proc.stdout:
-            if line.startswith(_TAG):
-                return json.loads(line[len(_TAG):])
+            if line.startswith(PROTOCOL_TAG):
+                return json.loads(line[len(PROTOCOL_TAG):])
         raise RuntimeError("%s exited with code %s; its error is above" % (self._what, self._proc.wait()))
 
     def _request(self, word):
@@ -241,7 +238,7 @@ def interleaved_seconds(steps, warmup, runs):
 
 def _torchvision_row(python, short, max_size, folder, warmup, runs, ours_seconds):
     """torchvision's FPN R50 training step on the same image, boxes, labels and masks."""
-    from .benchmark import run_torchvision
+    from .inference import run_torchvision
 
     img, boxes, labels, masks = _sample(short, max_size)
     sample = os.path.join(folder, "torchvision-sample.npz")
@@ -256,9 +253,9 @@ def _torchvision_row(python, short, max_size, folder, warmup, runs, ours_seconds
 def run_train_benchmark(names, short=600, max_size=1000, warmup=2, runs=5, torch_python=None):
     """Print and return seconds per iteration (median of ``runs`` turns), peak RSS and ratios;
     torchvision's FPN R50 beside ours when ``torch_python`` (a Python with torchvision) is given."""
-    from .benchmark import TORCHVISION_MODELS
-    from .model_zoo import parity
-    from .torchvision_worker import median
+    from .inference import TORCHVISION_MODELS
+    from . import parity
+    from .timing import median
 
     folder = tempfile.mkdtemp(prefix="trainbench-")
     print("OMP_NUM_THREADS=%s, one image, warm-up %d, median of %d turns each, GluonCV and ours "

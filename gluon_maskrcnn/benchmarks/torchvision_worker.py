@@ -3,43 +3,17 @@
 It runs as a file in a Python that has ``torch`` and ``torchvision`` (often another venv: the
 benchmarks take ``--torch-python``), and imports neither MXNet nor ``gluon_maskrcnn``::
 
-    python gluon_maskrcnn/torchvision_worker.py infer out.json 800 1216 2 3
-    python gluon_maskrcnn/torchvision_worker.py train out.json sample.npz 2 3
+    python gluon_maskrcnn/benchmarks/torchvision_worker.py infer out.json 800 1216 2 3
+    python gluon_maskrcnn/benchmarks/torchvision_worker.py train out.json sample.npz 2 3
 
-It writes ``{"seconds": median, "rss": peak GB, ...}`` to the JSON file. Its timing helpers,
-which need nothing but the standard library, serve the MXNet benchmarks too.
+It writes ``{"seconds": median, "rss": peak GB, ...}`` to the JSON file. The timing helpers
+come from ``timing.py`` beside it, which needs nothing but the standard library.
 """
 import json
 import os
-import resource
 import sys
-import time
 
-
-def peak_rss_gb():
-    """This process's peak resident set (VmHWM), in GB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024 ** 2
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-
-
-def median(values):
-    """The middle value (the upper one of the middle two for an even count)."""
-    return sorted(values)[len(values) // 2]
-
-
-def median_seconds(fn, warmup, runs):
-    """Median wall time of ``runs`` calls of ``fn`` after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return median(times)
+from timing import median_seconds, peak_rss_gb  # run as a file: its folder is on sys.path
 
 
 def build_model(short, max_size, trainable_layers):
@@ -47,14 +21,13 @@ def build_model(short, max_size, trainable_layers):
     ``trainable_layers`` stages trainable; random weights. No score threshold, so inference always
     computes 100 masks, as ours and GluonCV's do with random weights."""
     import torch
-    import torchvision
     from torchvision.models.detection import MaskRCNN
-    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
     from torchvision.ops import FrozenBatchNorm2d
 
     torch.manual_seed(0)
-    resnet = torchvision.models.resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
-    backbone = _resnet_fpn_extractor(resnet, trainable_layers)
+    backbone = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=FrozenBatchNorm2d,
+                                   trainable_layers=trainable_layers)
     return MaskRCNN(backbone, num_classes=91, min_size=short, max_size=max_size,
                     box_score_thresh=0.0, box_detections_per_img=100)
 

@@ -9,7 +9,8 @@ import tempfile
 
 import numpy as np
 
-from .torchvision_worker import median_seconds, peak_rss_gb
+from ..internals import set_gluoncv_max_dets
+from .timing import median_seconds, peak_rss_gb
 
 __all__ = ["run_inference_benchmark", "add_torchvision_arguments", "torch_python", "run_torchvision"]
 
@@ -46,7 +47,7 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
         net = gluoncv.model_zoo.get_model(name, pretrained_base=False)
         net.load_parameters(params)
         if kind == "gluoncv100":  # its R50/R101 presets fix rcnn_max_dets=1000 in the builder
-            net._rcnn_max_dets = 100
+            set_gluoncv_max_dets(net, 100)
         net.hybridize(static_alloc=True)
 
     def run():
@@ -61,7 +62,7 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
 
 def _spawn(kind, name, size, params, folder, warmup, runs):
     out = os.path.join(folder, "%s-%s-%dx%d.npz" % (kind, name, size[0], size[1]))
-    cmd = [sys.executable, "-m", "gluon_maskrcnn.benchmark", kind, name, str(size[0]), str(size[1]),
+    cmd = [sys.executable, "-m", "gluon_maskrcnn.benchmarks.inference", kind, name, str(size[0]), str(size[1]),
            params, out, str(warmup), str(runs)]
     subprocess.run(cmd, check=True)
     return dict(np.load(out))

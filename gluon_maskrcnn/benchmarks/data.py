@@ -7,13 +7,13 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-from .data.batchify import TrainBatchify
-from .data.coco import COCOInstances
-from .data.loader import train_loader
-from .data.rpn_targets import RPNTargetGenerator
-from .data.synthetic import write_synthetic_coco
-from .data.transforms import TrainTransform
-from .model_zoo import PRESETS
+from ..data.batchify import TrainBatchify
+from ..data.coco import COCOInstances
+from ..data.loader import train_loader
+from ..data.rpn_targets import RPNTargetGenerator
+from ..data.synthetic import write_synthetic_coco
+from ..data.transforms import TrainTransform
+from ..model_zoo import PRESETS
 
 __all__ = ["run_data_benchmark"]
 

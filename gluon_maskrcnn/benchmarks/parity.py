@@ -11,8 +11,10 @@ import numpy as np
 from mxnet import nd
 
 from ..boxes import box_iou
+from ..internals import (gluoncv_pyramid_pooling, gluoncv_roi_settings, set_gluoncv_pyramid_pooling,
+                         structural_params)
 from ..modeling.roi_align import with_batch_index
-from ..modeling.rpn import _head_outputs
+from ..modeling.rpn import head_outputs
 
 __all__ = ["gluoncv_model", "load_pair", "stage_differences", "match_detections", "random_image",
            "training_batch", "training_differences", "GLUONCV_SGD"]
@@ -36,7 +38,7 @@ def gluoncv_model(name, seed=0, image_shape=(128, 160), **kwargs):
 
 def load_pair(name, seed=0, max_dets=1000, folder=None):
     """(GluonCV net, our net loaded strictly from GluonCV's saved file, the file's path)."""
-    from . import get_model
+    from ..model_zoo import get_model
 
     reference = gluoncv_model(name, seed)
     folder = folder or tempfile.mkdtemp(prefix="parity-")
@@ -58,7 +60,7 @@ def _max_abs(a, b):
 
 def _gluoncv_rpn_raw(rpn, feats):
     head = rpn.rpn_head if hasattr(rpn, "rpn_head") else rpn
-    raw = [_head_outputs(head, f) for f in feats]
+    raw = [head_outputs(head, f) for f in feats]
     return nd.concat(*[r[0] for r in raw], dim=1), nd.concat(*[r[1] for r in raw], dim=1)
 
 
@@ -84,15 +86,16 @@ def _gluoncv_pyramid(ref, feats, rois, *args, **kwargs):
     ROIs give zero rows, and a sacrificial first ROI absorbs the writes into row 0, so what is
     compared is GluonCV's arithmetic."""
     padded = nd.concat(nd.zeros((1, 5)), rois, dim=0)
-    pool = type(ref)._pyramid_roi_feats
+    pool = gluoncv_pyramid_pooling(ref)
     return pool(ref, _ND_ZERO_SKIPPED, feats, padded, *args, **kwargs)[1:]
 
 
 def _gluoncv_pool(ref, feats, rois):
     """GluonCV's ROI pooling of ``rois`` (K, 5) (see :func:`_gluoncv_pyramid`)."""
+    roi_size, strides, roi_mode = gluoncv_roi_settings(ref)
     if ref.num_stages > 1:
-        return _gluoncv_pyramid(ref, feats, rois, ref._roi_size, ref._strides, roi_mode=ref._roi_mode)
-    return nd.contrib.ROIAlign(feats[0], rois, ref._roi_size, 1.0 / ref._strides, sample_ratio=2)
+        return _gluoncv_pyramid(ref, feats, rois, roi_size, strides, roi_mode=roi_mode)
+    return nd.contrib.ROIAlign(feats[0], rois, roi_size, 1.0 / strides, sample_ratio=2)
 
 
 def stage_differences(reference, ours, x):
@@ -100,10 +103,10 @@ def stage_differences(reference, ours, x):
     diffs = {}
     ref_feats = reference.features(x)
     ref_feats = ref_feats if isinstance(ref_feats, (list, tuple)) else [ref_feats]
-    our_feats = ours._features(x)
+    our_feats = ours.backbone_features(x)
     diffs["features"] = max(_max_abs(a, b) for a, b in zip(ref_feats, our_feats))
     ref_score, ref_box = _gluoncv_rpn_raw(reference.rpn, ref_feats)
-    levels = ours.rpn._levels(our_feats)
+    levels = ours.rpn.head_levels(our_feats)
     diffs["rpn_scores"] = _max_abs(ref_score, nd.concat(*[lv[1] for lv in levels], dim=1))
     diffs["rpn_deltas"] = _max_abs(ref_box, nd.concat(*[lv[2] for lv in levels], dim=1))
     _, ref_rois = reference.rpn(nd.zeros_like(x), *ref_feats)
@@ -112,11 +115,11 @@ def stage_differences(reference, ours, x):
     # heads on GluonCV's ROIs
     rois5 = with_batch_index(nd, ref_rois)
     ref_top = _gluoncv_pool(reference, ref_feats, rois5)
-    our_top = ours._pool(nd, our_feats, ref_rois)
+    our_top = ours.pool_rois(nd, our_feats, ref_rois)
     diffs["roi_features"] = _max_abs(ref_top, our_top)
     if reference.top_features is not None:
         ref_top = reference.top_features(ref_top)
-    our_top, our_box = ours._head_features(nd, ref_top if reference.top_features is None else our_top)
+    our_top, our_box = ours.head_features(nd, ref_top if reference.top_features is None else our_top)
     ref_box = (reference.box_features(ref_top) if reference.box_features is not None
                else nd.contrib.AdaptiveAvgPooling2D(ref_top, output_size=1))
     diffs["cls_pred"] = _max_abs(reference.class_predictor(ref_box), ours.class_predictor(our_box))
@@ -204,18 +207,15 @@ def _gluoncv_losses_and_grads(reference, batch):
 def _grads(net):
     """Gradients of the trained parameters (anchors are constants) by structural name."""
     train = set(net.collect_train_params().keys())
-    return {key: param.grad().asnumpy() for key, param in net._collect_params_with_prefix().items()
+    return {key: param.grad().asnumpy() for key, param in structural_params(net).items()
             if param.name in train and param.grad_req != "null"}
 
 
 def _our_losses_and_grads(ours, batch):
     from mxnet import autograd
 
-    from ..engine.step import forward_losses
-    from ..modeling.losses import MaskRCNNLoss
-
     with autograd.record():
-        losses = forward_losses(ours, MaskRCNNLoss(), *batch)
+        losses = ours.losses(*batch)
         total = sum(losses)
     total.backward()
     return [float(v.asscalar()) for v in losses], _grads(ours)
@@ -227,7 +227,7 @@ def _inject_samples(reference, ours, batch):
 
     image, gt_boxes = batch[:2]
     with autograd.train_mode():
-        feats = ours._features(image)
+        feats = ours.backbone_features(image)
         scores, proposals = ours.rpn(nd.zeros_like(image), *feats)[:2]
         keys = nd.array(np.random.RandomState(1).random_sample((1, ours.sampler.key_count)))
         fixed = ours.sampler(proposals, scores, gt_boxes, keys)
@@ -235,7 +235,8 @@ def _inject_samples(reference, ours, batch):
         net.sampler.forward = lambda *inputs: fixed
     # GluonCV's FPN pooling meets MXNet's ROIAlign race: compare its arithmetic without it
     if reference.num_stages > 1:
-        reference._pyramid_roi_feats = lambda F, *args, **kwargs: _gluoncv_pyramid(reference, *args, **kwargs)
+        set_gluoncv_pyramid_pooling(
+            reference, lambda F, *args, **kwargs: _gluoncv_pyramid(reference, *args, **kwargs))
     return fixed
 
 
@@ -255,7 +256,7 @@ def _sgd_step(net, settings, ours):
         trainer = gluon.Trainer(params, "sgd", dict(settings))
     trainer.step(1)
     train = set(params.keys())
-    return {key: param.data().asnumpy() for key, param in net._collect_params_with_prefix().items()
+    return {key: param.data().asnumpy() for key, param in structural_params(net).items()
             if param.name in train}
 
 
