@@ -37,10 +37,15 @@ def gluoncv_model(name, seed=0, image_shape=(128, 160), **kwargs):
 
 
 def load_pair(name, seed=0, max_dets=1000, folder=None):
-    """(GluonCV net, our net loaded strictly from GluonCV's saved file, the file's path)."""
+    """(GluonCV net, our net loaded strictly from GluonCV's saved file, the file's path).
+
+    The GluonCV net pools its FPN levels without MXNet's ROIAlign race (see
+    :func:`zero_skipped_rois`): unpatched, its detections depend on what the process computed
+    before.
+    """
     from ..model_zoo import get_model
 
-    reference = gluoncv_model(name, seed)
+    reference = zero_skipped_rois(gluoncv_model(name, seed))
     folder = folder or tempfile.mkdtemp(prefix="parity-")
     path = os.path.join(folder, name + ".params")
     reference.save_parameters(path)
@@ -88,6 +93,16 @@ def _gluoncv_pyramid(ref, feats, rois, *args, **kwargs):
     padded = nd.concat(nd.zeros((1, 5)), rois, dim=0)
     pool = gluoncv_pyramid_pooling(ref)
     return pool(ref, _ND_ZERO_SKIPPED, feats, padded, *args, **kwargs)[1:]
+
+
+def zero_skipped_rois(reference):
+    """Make an imperative GluonCV FPN R-CNN pool its levels with :func:`_gluoncv_pyramid`: its
+    own arithmetic, with zeros where MXNet's ROIAlign leaves the rows of skipped ROIs unwritten.
+    A C4 net (one level, no skipped ROIs) is returned as it is."""
+    if reference.num_stages > 1:
+        set_gluoncv_pyramid_pooling(
+            reference, lambda F, *args, **kwargs: _gluoncv_pyramid(reference, *args, **kwargs))
+    return reference
 
 
 def _gluoncv_pool(ref, feats, rois):
@@ -233,10 +248,7 @@ def _inject_samples(reference, ours, batch):
         fixed = ours.sampler(proposals, scores, gt_boxes, keys)
     for net in (reference, ours):  # their samplers now return this sample, whatever they are given
         net.sampler.forward = lambda *inputs: fixed
-    # GluonCV's FPN pooling meets MXNet's ROIAlign race: compare its arithmetic without it
-    if reference.num_stages > 1:
-        set_gluoncv_pyramid_pooling(
-            reference, lambda F, *args, **kwargs: _gluoncv_pyramid(reference, *args, **kwargs))
+    zero_skipped_rois(reference)  # compare GluonCV's arithmetic without MXNet's ROIAlign race
     return fixed
 
 
