@@ -46,7 +46,9 @@ def _published_file(name, root=None):
     """(sha1, file name, folder) of ``name``'s published parameter file."""
     table = sha1_table()
     if name not in table:
-        raise ModelFileError("no published parameters for %r" % name)
+        raise ModelFileError("GluonCV publishes no COCO parameter file for %r: build it with "
+                             "pretrained=False (pretrained_base=True loads ImageNet weights into "
+                             "its backbone), or pass pretrained=PATH to a .params file" % name)
     sha1 = table[name]
     return sha1, "%s-%s.params" % (name, sha1[:8]), model_root(root)
 

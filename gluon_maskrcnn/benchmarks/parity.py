@@ -25,7 +25,13 @@ GLUONCV_SGD = dict(learning_rate=0.00125, momentum=0.9, wd=1e-4)
 
 
 def gluoncv_model(name, seed=0, image_shape=(128, 160), **kwargs):
-    """GluonCV's model of ``name``, randomly initialised from ``seed`` (deferred init completed)."""
+    """GluonCV's model of ``name``, randomly initialised from ``seed`` (deferred init completed).
+
+    GluonCV's SyncBN models keep their FPN's statistics in symbol auxiliary states named
+    ``*_moving_mean`` / ``*_moving_var``, which ``initialize()`` fills with the default uniform
+    initializer: negative variances, so every feature is NaN. Here they get valid statistics
+    (means N(0, 0.1), variances U(0.5, 1.5)), which both models then read from the same file.
+    """
     import gluoncv
 
     mx.random.seed(seed)
@@ -33,11 +39,20 @@ def gluoncv_model(name, seed=0, image_shape=(128, 160), **kwargs):
     net = gluoncv.model_zoo.get_model(name, pretrained_base=False, **kwargs)
     net.initialize()
     net(nd.zeros((1, 3) + tuple(image_shape)))
+    rng = np.random.RandomState(seed)
+    for param_name, param in net.collect_params().items():
+        if param_name.endswith("moving_var"):
+            param.set_data(nd.array(rng.uniform(0.5, 1.5, param.shape)))
+        elif param_name.endswith("moving_mean"):
+            param.set_data(nd.array(rng.normal(0, 0.1, param.shape)))
     return net
 
 
-def load_pair(name, seed=0, max_dets=1000, folder=None):
+def load_pair(name, seed=0, max_dets=1000, folder=None, gluoncv_max_dets=None):
     """(GluonCV net, our net loaded strictly from GluonCV's saved file, the file's path).
+
+    ``max_dets``: ours; ``gluoncv_max_dets``: GluonCV's ``rcnn_max_dets`` for the builders that
+    take it (the R18 and SyncBN ones; default: the builder's 1000).
 
     The GluonCV net pools its FPN levels without MXNet's ROIAlign race (see
     :func:`zero_skipped_rois`): unpatched, its detections depend on what the process computed
@@ -45,7 +60,8 @@ def load_pair(name, seed=0, max_dets=1000, folder=None):
     """
     from ..model_zoo import get_model
 
-    reference = zero_skipped_rois(gluoncv_model(name, seed))
+    kwargs = {} if gluoncv_max_dets is None else {"rcnn_max_dets": gluoncv_max_dets}
+    reference = zero_skipped_rois(gluoncv_model(name, seed, **kwargs))
     folder = folder or tempfile.mkdtemp(prefix="parity-")
     path = os.path.join(folder, name + ".params")
     reference.save_parameters(path)

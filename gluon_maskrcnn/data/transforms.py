@@ -56,13 +56,17 @@ def rasterize(segm, orig_hw, out_hw, sx, sy, flip):
 
 
 class TrainTransform:
-    """Resize (one short side, or a random one of ``short`` if a sequence), flip, normalise.
+    """Resize, flip, normalise.
+
+    ``short``: the short side, or a pair ``(low, high)``: a random short side in
+    ``low..high`` (both included) for each image, as GluonCV's SyncBN models train.
 
     Returns ``(image 3xHxW float32, boxes (M, 4) float32, labels (M,) float32, masks (M, H, W) uint8)``.
     """
 
     def __init__(self, short=800, max_size=1333, flip_prob=0.5, mean=MEAN, std=STD, seed=None):
-        self.shorts = tuple(short) if isinstance(short, (list, tuple)) else (short,)
+        low, high = (short, short) if not isinstance(short, (list, tuple)) else tuple(short)
+        self.short_range = (int(low), int(high))
         self.max_size = max_size
         self.flip_prob = flip_prob
         self.mean, self.std = mean, std
@@ -71,7 +75,7 @@ class TrainTransform:
     def __call__(self, image, instances, rng=None):
         rng = rng if rng is not None else self._rng
         h, w = image.shape[:2]
-        short = self.shorts[rng.randint(len(self.shorts))]
+        short = rng.randint(self.short_range[0], self.short_range[1] + 1)
         image, sx, sy = _resize(image, short, self.max_size)
         out_h, out_w = image.shape[:2]
         boxes = instances.boxes * np.array([sx, sy, sx, sy], np.float32)
@@ -92,7 +96,9 @@ class ValTransform:
     little), which take boxes back to the original image."""
 
     def __init__(self, short=800, max_size=1333, mean=MEAN, std=STD):
-        self.short, self.max_size = short, max_size
+        # a training range (low, high): inference at its high end, as GluonCV evaluates
+        self.short = max(short) if isinstance(short, (list, tuple)) else short
+        self.max_size = max_size
         self.mean, self.std = mean, std
 
     def __call__(self, image, instances=None):

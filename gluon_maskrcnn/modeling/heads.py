@@ -3,15 +3,29 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon import nn
 
+from .norm import norm_layer
+
 __all__ = ["fpn_box_head", "MaskHead", "pick_class_masks"]
 
 
-def fpn_box_head(hidden=1024, avg_pool=False):
-    """2 x FC(1024) + ReLU on flattened ROI features; ``avg_pool`` first halves 14x14 to 7x7."""
+def fpn_box_head(hidden=1024, avg_pool=False, num_convs=0, conv_channels=256, conv_bias=True,
+                 norm=None, num_devices=1):
+    """The FPN box head on ROI features, in GluonCV's layouts.
+
+    Without convs: 2 x (FC(``hidden``) + ReLU). With ``num_convs`` (the SyncBN and custom
+    models): ``num_convs`` x (3x3 conv + norm + ReLU), then one FC(``hidden``) + ReLU.
+    ``avg_pool`` first halves 14x14 ROI features to 7x7.
+    """
     head = nn.HybridSequential()
     if avg_pool:
         head.add(nn.AvgPool2D(pool_size=(3, 3), strides=2, padding=1))
-    for _ in range(2):
+    layer, kwargs = norm_layer(norm or "frozen", num_devices)
+    for _ in range(num_convs):
+        head.add(nn.Conv2D(conv_channels, 3, padding=1, use_bias=conv_bias))
+        if layer is not None:
+            head.add(layer(**kwargs))
+        head.add(nn.Activation("relu"))
+    for _ in range(1 if num_convs else 2):
         head.add(nn.Dense(hidden, weight_initializer=mx.init.Normal(0.01)), nn.Activation("relu"))
     return head
 
@@ -20,22 +34,29 @@ class MaskHead(gluon.HybridBlock):
     """FCN mask head: ``num_convs`` x (3x3 conv + ReLU), 2x2 stride-2 deconv, ReLU, 1x1 conv.
 
     With ``num_convs=0`` (C4) ``deconv`` is the deconvolution itself, as GluonCV names it.
+    With ``norm`` ``"syncbn"`` (GluonCV's SyncBN models), a SyncBatchNorm follows each conv and
+    the deconvolution.
 
     Forward: ROI features (K, C, S, S) -> per-class mask logits (K, num_classes, 2S, 2S).
     """
 
-    def __init__(self, num_classes, channels=256, num_convs=0, **kwargs):
+    def __init__(self, num_classes, channels=256, num_convs=0, norm=None, num_devices=1, **kwargs):
         super().__init__(**kwargs)
         init = mx.init.Xavier(rnd_type="gaussian", factor_type="out", magnitude=2)
+        layer, norm_kwargs = norm_layer(norm, num_devices) if norm == "syncbn" else (None, {})
         with self.name_scope():
             deconv = nn.Conv2DTranspose(channels, kernel_size=(2, 2), strides=(2, 2),
                                         weight_initializer=init)
             if num_convs > 0:
                 self.deconv = nn.HybridSequential()
                 for _ in range(num_convs):
-                    self.deconv.add(nn.Conv2D(channels, 3, padding=1, weight_initializer=init),
-                                    nn.Activation("relu"))
+                    self.deconv.add(nn.Conv2D(channels, 3, padding=1, weight_initializer=init))
+                    if layer is not None:
+                        self.deconv.add(layer(**norm_kwargs))
+                    self.deconv.add(nn.Activation("relu"))
                 self.deconv.add(deconv)
+                if layer is not None:
+                    self.deconv.add(layer(**norm_kwargs))
             else:
                 self.deconv = deconv
             self.mask = nn.Conv2D(num_classes, 1, weight_initializer=init)

@@ -30,6 +30,9 @@ class MaskRCNN(FasterRCNN):
         3x3 convs before the deconv (4 for FPN R50/R101, 2 for FPN R18, 0 for C4).
     mask_roi_size : (int, int)
         ROI size of the mask targets (twice the pooled size).
+    mask_norm : str or None
+        ``"syncbn"`` puts SyncBatchNorm after the mask head's convs and deconv (GluonCV's SyncBN
+        models); ``num_devices`` devices share its statistics.
     rpn_beta, rcnn_beta : float
         Smooth-L1 thresholds of the RPN and box losses (GluonCV's ``--rpn-smoothl1-rho``,
         ``--rcnn-smoothl1-rho``); see :meth:`losses`.
@@ -41,10 +44,11 @@ class MaskRCNN(FasterRCNN):
     INFER_OUTPUTS = FasterRCNN.INFER_OUTPUTS + ("masks",)
 
     def __init__(self, features, top_features, box_features, classes, *, mask_channels=256,
-                 num_fcn_convs=0, mask_roi_size=(28, 28), rpn_beta=1.0 / 9, rcnn_beta=1.0, **kwargs):
+                 num_fcn_convs=0, mask_roi_size=(28, 28), mask_norm=None, num_devices=1,
+                 rpn_beta=1.0 / 9, rcnn_beta=1.0, **kwargs):
         super().__init__(features, top_features, box_features, classes, **kwargs)
         with self.name_scope():
-            self.mask = MaskHead(self.num_class, mask_channels, num_fcn_convs)
+            self.mask = MaskHead(self.num_class, mask_channels, num_fcn_convs, mask_norm, num_devices)
             self.mask_target = MaskTargetGenerator(self.per_device_batch_size, mask_roi_size)
             self.loss = MaskRCNNLoss(rpn_beta, rcnn_beta)  # no parameters
 

@@ -19,6 +19,7 @@ Everything has a portable fallback built from MXNet's own operators, used on GPU
 exported graphs, with Horovod (MXNet's library loader crashes next to ``horovod.mxnet``),
 when ``GLUON_MASKRCNN_FAST_OPS=0``, and when no compiler is found (a warning says why, once).
 """
+import contextlib
 import glob
 import hashlib
 import logging
@@ -91,12 +92,36 @@ def load():
         if not os.path.exists(target):
             _LOG.info("compiling gluon_maskrcnn CPU operators into %s", target)
             _compile(cxx, target)
-        mx.library.load(target, verbose=False)
+        with _operator_functions_kept():
+            mx.library.load(target, verbose=False)
         _state["ok"] = True
     except (OSError, RuntimeError, mx.base.MXNetError) as err:
         _LOG.warning("gluon_maskrcnn CPU operators unavailable, using MXNet's slower "
                      "contrib ROIAlign and box_nms instead: %s", err)
     return _state["ok"]
+
+
+@contextlib.contextmanager
+def _operator_functions_kept():
+    """Keep the function objects of MXNet's existing operators across ``mx.library.load``.
+
+    The loader regenerates every operator's Python function in ``mx.nd``, ``mx.sym`` and their
+    submodules, so code that imported one before and compares by identity stops recognising
+    it: GluonCV's FPN checks ``norm_layer is SyncBatchNorm`` against the one it imported, and
+    its SyncBN models failed to build after our operators loaded. The old functions call the
+    same operators, so they are put back; only the new operators' functions are added.
+    """
+    prefixes = ("mxnet.ndarray", "mxnet.symbol", "mxnet.numpy", "mxnet.numpy_extension")
+    saved = {name: dict(vars(module)) for name, module in list(sys.modules.items())
+             if module is not None and name.startswith(prefixes)}
+    try:
+        yield
+    finally:
+        for name, before in saved.items():
+            module = sys.modules.get(name)
+            for attr, value in before.items():
+                if callable(value) and getattr(module, attr, None) is not value:
+                    setattr(module, attr, value)
 
 
 def available(ctx):
