@@ -4,20 +4,76 @@
 >>> net = get_model('mask_rcnn_resnet18_v1b_coco', pretrained_base=False,
 ...                 classes=['cat', 'dog'], max_dets=50)                       # doctest: +SKIP
 """
+import os
+import re
+import tempfile
+
 import mxnet as mx
 
 from ..data.classes import COCO_CLASSES
 from ..modeling.backbone import initialize_fresh
 from .builder import build_mask_rcnn
-from .presets import PRESETS, PUBLISHED_AP
+from .gluoncv_keywords import norm_kind, translate
+from .presets import CUSTOM, PRESETS, PUBLISHED_AP, custom_preset
 from ..store import ModelFileError, resolve_params
 
-__all__ = ["get_model", "get_model_list", "PRESETS", "PUBLISHED_AP", "ModelFileError"]
+__all__ = ["get_model", "get_model_list", "custom_mask_rcnn_fpn", "PRESETS", "PUBLISHED_AP",
+           "ModelFileError"]
+
+
+def load_parameter_file(net, path, ctx=None):
+    """Load a parameter file strictly (nothing missing, nothing extra).
+
+    GluonCV names MobileNet's parameters by its automatic prefix (``mobilenet0_`` for the first
+    one a process builds, ``mobilenet1_`` for the next); any number maps to the
+    ``mobilenet0_`` of our networks.
+    """
+    ctx = ctx or mx.cpu()
+    loaded = mx.nd.load(path)
+    renamed = {re.sub(r"^features\.mobilenet\d+_", "features.mobilenet0_", key): value
+               for key, value in loaded.items()}
+    if list(renamed) == list(loaded):
+        net.load_parameters(path, ctx=ctx)
+        return
+    if len(renamed) != len(loaded):
+        raise ValueError("%s holds the parameters of more than one MobileNet" % path)
+    with tempfile.TemporaryDirectory() as folder:
+        renamed_path = os.path.join(folder, os.path.basename(path))
+        mx.nd.save(renamed_path, renamed)
+        net.load_parameters(renamed_path, ctx=ctx)
 
 
 def get_model_list():
-    """Names accepted by :func:`get_model`."""
-    return list(PRESETS)
+    """Names accepted by :func:`get_model`: GluonCV's nine Mask R-CNN names."""
+    return list(PRESETS) + [CUSTOM]
+
+
+def custom_mask_rcnn_fpn(classes, transfer=None, pretrained_base=True, backbone="resnet18_v1b",
+                         norm_layer="frozen", fpn_norm=None, ctx=None, root=None, **kwargs):
+    """A Mask R-CNN with FPN on any GluonCV ImageNet backbone, as GluonCV's ``custom_mask_rcnn_fpn``.
+
+    ``backbone`` (GluonCV's ``base_network_name``): a ResNet v1b/v1c/v1d/v1e/v1s of any depth
+    (``resnet18_v1b`` ... ``resnet152_v1d``) or ``mobilenet1_0``. ``norm_layer``: ``"frozen"``
+    (GluonCV's ``nn.BatchNorm``), ``"bn"`` or ``"syncbn"`` (or the Gluon classes). With a
+    trainable norm, as in GluonCV: the FPN convs lose their biases, the box head is
+    ``box_head_convs`` (GluonCV's ``num_box_head_conv``, default 4) convs with that norm and
+    one FC layer, and every parameter but the statistics trains; SyncBN also normalises the
+    mask head. ``fpn_norm`` (GluonCV's ``sym_norm_layer``) puts norms in the FPN.
+    Widths and the mask head's depth are keywords: ``fpn_channels`` (``num_fpn_filters``),
+    ``box_head_conv_channels``, ``box_hidden`` (``num_box_head_dense_filters``),
+    ``num_fcn_convs``, and every other preset entry or GluonCV keyword.
+
+    ``transfer="coco"`` starts from GluonCV's COCO weights of the same backbone
+    (``mask_rcnn_fpn_<backbone>_coco``), keeping the classes that carry over.
+    """
+    if transfer is not None:
+        name = "mask_rcnn_fpn_%s_coco" % kwargs.pop("base_network_name", backbone)
+        return get_model(name, pretrained=True, classes=classes, ctx=ctx, root=root, **kwargs)
+    backbone = kwargs.pop("base_network_name", backbone)
+    norm = norm_kind(norm_layer)
+    fpn_norm = norm_kind(kwargs.pop("sym_norm_layer", fpn_norm))
+    cfg = custom_preset(backbone, norm, None if fpn_norm == "frozen" else fpn_norm)
+    return _build(CUSTOM, cfg, False, pretrained_base, classes, ctx, root, kwargs)
 
 
 def get_model(name, pretrained=False, pretrained_base=True, classes=None, ctx=None, root=None,
@@ -40,21 +96,35 @@ def get_model(name, pretrained=False, pretrained_base=True, classes=None, ctx=No
     root : str, optional
         Cache folder of parameter files.
     **overrides
-        Any preset entry, e.g. ``max_dets=1000``, ``short=600``, ``per_device_batch_size=2``.
+        Any preset entry, e.g. ``max_dets=1000``, ``short=600``, ``per_device_batch_size=2``,
+        or GluonCV's keyword for it (``rcnn_max_dets=1000``, ``rpn_channel=256``, ...: see
+        :mod:`~gluon_maskrcnn.model_zoo.gluoncv_keywords`).
     """
+    if name == CUSTOM:
+        if classes is None:
+            raise TypeError("custom_mask_rcnn_fpn needs classes=[...]")
+        return custom_mask_rcnn_fpn(classes, pretrained_base=pretrained_base, ctx=ctx, root=root,
+                                    **overrides)
     if name not in PRESETS:
-        raise ValueError("unknown model %r; available: %s" % (name, ", ".join(PRESETS)))
-    unknown = set(overrides) - set(PRESETS[name])
-    if unknown:
-        raise TypeError("unknown preset keys for %s: %s" % (name, ", ".join(sorted(unknown))))
-    cfg = dict(PRESETS[name], **overrides)
+        raise ValueError("unknown model %r; available: %s" % (name, ", ".join(get_model_list())))
+    return _build(name, PRESETS[name], pretrained, pretrained_base, classes, ctx, root, overrides)
+
+
+def _build(name, preset, pretrained, pretrained_base, classes, ctx, root, overrides):
+    """The network of preset ``preset`` with GluonCV's or our ``overrides``, loaded or fresh."""
+    try:
+        changes, extras = translate(preset, overrides)
+    except TypeError as err:
+        raise TypeError("%s: %s" % (name, err)) from None
+    pretrained = extras.get("pretrained", pretrained)
+    cfg = dict(preset, **changes)
     ctx = ctx or mx.cpu()
     params_path = resolve_params(name, pretrained, root) if pretrained else None
     net_classes = COCO_CLASSES if (pretrained or classes is None) else classes
     net = build_mask_rcnn(cfg, net_classes, pretrained_base=pretrained_base and not pretrained,
                           root=root)
     if params_path:
-        net.load_parameters(params_path, ctx=ctx)
+        load_parameter_file(net, params_path, ctx)
         if classes is not None and list(classes) != list(COCO_CLASSES):
             net.reset_class(classes)
     else:

@@ -1,0 +1,83 @@
+"""Every keyword of GluonCV's Mask R-CNN builders and constructors works in our get_model with the
+same meaning, or is refused with a message that names it."""
+import inspect
+
+import mxnet as mx
+import pytest
+from mxnet.gluon.contrib.nn import SyncBatchNorm
+
+import gluon_maskrcnn as gm
+from gluon_maskrcnn.model_zoo import PRESETS, gluoncv_keywords
+
+NAME = "mask_rcnn_fpn_resnet18_v1b_coco"
+GET_MODEL_ARGS = set(inspect.signature(gm.get_model).parameters) - {"name", "overrides"}
+
+
+def _gluoncv_keywords():
+    """Keyword names of GluonCV's nine builders, get_mask_rcnn, and its MaskRCNN / FasterRCNN."""
+    from gluoncv.model_zoo.rcnn.faster_rcnn.faster_rcnn import FasterRCNN
+    from gluoncv.model_zoo.rcnn.mask_rcnn import mask_rcnn, predefined_models
+
+    functions = [mask_rcnn.MaskRCNN.__init__, FasterRCNN.__init__, mask_rcnn.get_mask_rcnn,
+                 mask_rcnn.custom_mask_rcnn_fpn] + [getattr(predefined_models, n) for n in predefined_models.__all__]
+    names = set()
+    for function in functions:
+        names.update(p for p in inspect.signature(function).parameters if p not in ("self", "kwargs"))
+    return sorted(names)
+
+
+def test_every_gluoncv_keyword_has_a_meaning_here():
+    keywords = _gluoncv_keywords()
+    assert "rcnn_max_dets" in keywords and "minimal_opset" in keywords and len(keywords) > 50
+    known = (set(PRESETS[NAME]) | GET_MODEL_ARGS | set(gluoncv_keywords.TRANSLATED)
+             | set(gluoncv_keywords.IGNORED) | set(gluoncv_keywords.REFUSED))
+    assert [k for k in keywords if k not in known] == []
+
+
+@pytest.mark.parametrize("keyword", sorted(gluoncv_keywords.REFUSED))
+def test_refused_keywords_name_themselves_and_the_way_out(keyword):
+    with pytest.raises(TypeError, match=keyword) as err:
+        gm.get_model(NAME, pretrained_base=False, **{keyword: None})
+    assert "MaskRCNN" in str(err.value) or "train_mode" in str(err.value)
+
+
+def test_translated_keywords_mean_what_they_mean_in_gluoncv():
+    net = gm.get_model(NAME, pretrained_base=False, rcnn_max_dets=50, rpn_channel=256, clip=4.0,
+                       base_size=8, scales=(2, 4, 8, 16, 32), ratios=(1,), alloc_size=(64, 64),
+                       target_roi_scale=2, min_stage=2, max_stage=6, strides=(4, 8, 16, 32, 64),
+                       minimal_opset=True, roi_mode="align", nms_thresh=0.4, num_sample=256)
+    assert net.max_dets == 50
+    assert net.rpn.rpn_head.conv1[0].weight.shape[0] == 256
+    assert net.box_clip == 4.0
+    assert net.sampler.num_sample == 256
+    anchors = net.rpn.anchor_generator[0].anchors.data().asnumpy()  # (1, 1, H, W, A*4)
+    assert anchors.shape[-1] == 4  # one ratio, one size per level
+    first = anchors[0, 0, 0, 0]
+    assert first[2] - first[0] == pytest.approx(16, abs=1)  # base 8 x scale 2
+    out = net(mx.nd.random.normal(shape=(1, 3, 96, 128)))
+    assert out.masks.shape[-1] == 14  # 7x7 ROIs x target_roi_scale 2
+    assert gm.get_model(NAME, pretrained_base=False, post_nms=30).max_dets == 30
+
+
+def test_refused_values_say_what_the_model_has():
+    for bad, words in [(dict(roi_mode="pool"), "ROIAlign"), (dict(min_stage=4), "min_stage=2"),
+                       (dict(strides=16), "strides"), (dict(target_roi_scale=4), "2 times"), (dict(norm_layer=mx.gluon.nn.GroupNorm), "GroupNorm")]:
+        with pytest.raises(TypeError, match=words):
+            gm.get_model(NAME, pretrained_base=False, **bad)
+
+
+def test_syncbn_keywords_and_custom_builder():
+    net = gm.get_model("mask_rcnn_fpn_syncbn_resnet18_v1b_coco", pretrained_base=False, num_devices=2)
+    assert "syncbatchnorm" in net.box_features[1].name
+    custom = gm.get_model("custom_mask_rcnn_fpn", classes=["a", "b"], pretrained_base=False,
+                          base_network_name="resnet34_v1b", norm_layer=SyncBatchNorm,
+                          norm_kwargs={"num_devices": 2}, sym_norm_layer=mx.sym.contrib.SyncBatchNorm,
+                          num_fpn_filters=64, num_box_head_conv=2, num_box_head_dense_filters=128,
+                          num_fcn_convs=1)
+    out = custom(mx.nd.random.normal(shape=(1, 3, 96, 128)))
+    assert custom.classes == ["a", "b"] and out.masks.shape[1] == custom.max_dets
+    names = list(custom.collect_params().keys())
+    assert any("P5_lat_bn" in n for n in names) and not any(n.endswith("P2_conv1_bias") for n in names)
+    assert custom.box_features[-2].weight.shape[0] == 128
+    with pytest.raises(TypeError, match="classes"):
+        gm.get_model("custom_mask_rcnn_fpn", pretrained_base=False)
