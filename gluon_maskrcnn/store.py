@@ -10,6 +10,7 @@ import io
 import os
 import zipfile
 
+from .errors import UserError
 from .internals import gluoncv_model_sha1
 
 __all__ = ["model_root", "resolve_params", "cached_params", "sha1_of", "sha1_table", "download",
@@ -19,7 +20,7 @@ DEFAULT_REPO = "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/"
 TIMEOUT = float(os.environ.get("GLUON_MASKRCNN_DOWNLOAD_TIMEOUT", "20"))
 
 
-class ModelFileError(RuntimeError):
+class ModelFileError(UserError, RuntimeError):
     """A parameter file is missing or corrupt and could not be fetched."""
 
 

@@ -4,6 +4,7 @@
 """
 import argparse
 import os
+import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
@@ -11,6 +12,7 @@ from gluon_maskrcnn.data.coco import read_image  # noqa: E402
 from gluon_maskrcnn.engine.loading import load_model  # noqa: E402
 from gluon_maskrcnn.inference import predict_images  # noqa: E402
 from gluon_maskrcnn.viz import draw_instances, save_png  # noqa: E402
+from gluon_maskrcnn.errors import run_main  # noqa: E402
 
 
 def main():
@@ -32,4 +34,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -5,12 +5,14 @@
 """
 import argparse
 import os
+import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
 from gluon_maskrcnn.data.coco import COCOInstances  # noqa: E402
 from gluon_maskrcnn.engine.evaluation import evaluate, format_metrics  # noqa: E402
 from gluon_maskrcnn.engine.loading import load_model  # noqa: E402
+from gluon_maskrcnn.errors import run_main  # noqa: E402
 
 
 def main():
@@ -32,4 +34,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

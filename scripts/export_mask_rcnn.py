@@ -5,9 +5,11 @@
 Load it back with ``gluon_maskrcnn.export.load_exported`` (or ``SymbolBlock.imports``).
 """
 import argparse
+import sys
 
 from gluon_maskrcnn.engine.loading import load_model
 from gluon_maskrcnn.export import export_model
+from gluon_maskrcnn.errors import run_main
 
 
 def main():
@@ -25,4 +27,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -7,6 +7,7 @@ os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))  # MXNet uses half
 
 from gluon_maskrcnn.engine.cli import build_parser, apply_recipe  # noqa: E402
 from gluon_maskrcnn.engine.trainer import NonFiniteLossError, WorkersDivergedError, fit  # noqa: E402
+from gluon_maskrcnn.errors import run_main  # noqa: E402
 
 
 def main(argv=None):
@@ -27,4 +28,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -10,12 +10,14 @@ from collections import Counter
 import cv2
 import numpy as np
 
+from ..errors import UserError
+
 __all__ = ["COCOInstances", "Instances", "DataError", "read_image", "transform_item"]
 
 logger = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad input data; the message names the file, image or annotation."""
 
 

@@ -12,6 +12,7 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon import nn
 
+from ..errors import UserError
 from .fpn import FPN
 from .norm import norm_layer as make_norm_layer
 
@@ -31,6 +32,10 @@ def pyramid(name, body, channels=256, norm=None, num_devices=1, use_bias=True):
     """The FPN backbone of a network :func:`build_backbone` built under ``name``."""
     wrap = MobileNetFPN if name in (MOBILENET, "mobilenet1.0") else ResNetFPN
     return wrap(body, channels, norm, num_devices, use_bias)
+
+
+class UnknownBackboneError(UserError, ValueError):
+    """A backbone name GluonCV's ImageNet zoo has no builder for here."""
 
 
 def is_backbone(name):
@@ -56,7 +61,7 @@ def build_resnet(name, pretrained_base=False, norm_layer=None, root=None, norm_k
     from gluoncv.model_zoo import resnetv1b
 
     if not _RESNET_NAME.match(name):
-        raise ValueError("unknown backbone %r; choose a GluonCV ResNet (resnet18_v1b ... "
+        raise UnknownBackboneError("unknown backbone %r; choose a GluonCV ResNet (resnet18_v1b ... "
                          "resnet152_v1d) or %s" % (name, MOBILENET))
     kwargs = {"dilated": False}
     if norm_layer is None:
