@@ -5,7 +5,9 @@ import os
 
 import mxnet as mx
 
+from ..errors import UserError
 from .checkpoint import checkpoint_args
+from .custom_model import CUSTOM_MODEL_FLAGS
 from .recipes import ARCHITECTURE_KEYS, MODEL_SIZE_KEYS, recipe
 
 __all__ = ["build_parser", "apply_recipe", "training_args", "contexts"]
@@ -15,10 +17,19 @@ logger = logging.getLogger(__name__)
 # flags that come as --X / --no-X (default None: the dataset's preset decides)
 ON_OFF_FLAGS = {"hybridize": "train a hybridized (graph) network; default: on for the synthetic set"}
 
+def _optional(kind):
+    """A flag type that reads '' as unset (GluonCV's string flags --epochs '', --lr '', ...)."""
+    def parse(text):
+        return None if text == "" else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def build_parser():
     p = argparse.ArgumentParser(description="Train Mask R-CNN.")
     a = p.add_argument
-    a("--network", default=None, help="resnet18_v1b, resnet50_v1b or resnet101_v1d")
+    a("--network", default=None, help="resnet18_v1b, resnet50_v1b, resnet101_v1d, any GluonCV "
+      "ResNet v1b-v1s, or mobilenet1.0 (with --use-fpn --norm-layer syncbn)")
     a("--use-fpn", action="store_true", default=None, help="FPN heads instead of C4")
     a("--dataset", default="coco", choices=["coco", "synthetic", "custom"])
     a("--dataset-root", default=None, help="default: ~/.mxnet/datasets/coco, or data/synthetic")
@@ -26,23 +37,24 @@ def build_parser():
     a("--val-split", default=None, help="default: val2017 (coco) or val")
     a("--gpus", default="0", help="comma-separated GPU ids; '' trains on CPU")
     a("--cpu-contexts", type=int, default=1, help="with --gpus '': split each batch over N CPU contexts")
-    a("--epochs", type=int, default=None)
+    a("--epochs", type=_optional(int), default=None)
     a("--batch-size", type=int, default=None,
       help="images per iteration on this worker (default: 1 per device; 2 for the synthetic run)")
-    a("--lr", type=float, default=None, help="default: 0.01 x total batch / 8, as GluonCV")
+    a("--lr", type=_optional(float), default=None, help="default: 0.01 x total batch / 8, as GluonCV")
     a("--lr-mode", default=None, choices=["step", "cosine"], help="default: step (cosine for synthetic)")
     a("--lr-decay", type=float, default=0.1)
     a("--lr-decay-epoch", default=None)
-    a("--lr-warmup", type=float, default=None,
+    a("--lr-warmup", type=_optional(float), default=None,
       help="warm-up iterations (default: as GluonCV, max(8000 / total batch, 1000))")
     a("--lr-warmup-factor", type=float, default=1.0 / 3, help="warm-up starts at this fraction of --lr")
-    a("--wd", type=float, default=1e-4)
+    a("--wd", type=_optional(float), default=1e-4)
     a("--momentum", type=float, default=0.9)
     a("--clip-gradient", type=float, default=None,
       help="clip the global L2 norm of the applied gradient (summed over devices and workers)")
     a("--kv-store", default="device", help="local, device, nccl, dist_sync, dist_device_sync")
     a("--horovod", action="store_true")
-    a("--num-workers", type=int, default=None, help="DataLoader worker processes (default 4)")
+    a("--num-workers", "-j", dest="num_workers", type=int, default=None,
+      help="DataLoader worker processes (default 4)")
     a("--save-prefix", default=None, help="default runs/mask_rcnn")
     a("--resume", default="", help="checkpoint prefix, e.g. runs/mask_rcnn-last")
     a("--start-epoch", type=int, default=0)
@@ -55,7 +67,23 @@ def build_parser():
       "file, or a training checkpoint prefix (runs/x-best: its network; classes are reset)")
     a("--train-all", action="store_true", default=None,
       help="train every parameter (default: the preset's patterns)")
-    a("--norm", default=None, choices=["frozen", "bn"], help="frozen BatchNorm (GluonCV) or trainable BatchNorm")
+    a("--norm", default=None, choices=["frozen", "bn", "syncbn"],
+      help="backbone norm: frozen BatchNorm (GluonCV), BatchNorm per device, or SyncBatchNorm")
+    a("--norm-layer", default=None, choices=["bn", "syncbn"],
+      help="GluonCV's flag: SyncBatchNorm over this machine's devices, in the backbone, FPN and "
+      "heads (GluonCV's mask_rcnn_fpn_syncbn_* models); 'bn' means the same, as in GluonCV")
+    a("--save-interval", type=int, default=0,
+      help="also keep PREFIX-epochNNNN every N epochs (0: only -last and -best)")
+    a("--rpn-smoothl1-rho", type=float, default=1.0 / 9,
+      help="RPN box loss: smooth-L1 turns into L1 past this (0: L1)")
+    a("--rcnn-smoothl1-rho", type=float, default=1.0, help="R-CNN box loss: the same, for the boxes")
+    a("--disable-hybridization", action="store_true", help="GluonCV's flag: same as --no-hybridize")
+    a("--amp", action="store_true", help="mixed precision (float16) with dynamic loss scaling: GPUs only")
+    a("--executor-threads", type=int, default=1,
+      help="run the devices' forward and backward in N threads (GluonCV's flag)")
+    a("--use-ext", action="store_true",
+      help="evaluate with NVIDIA's COCO API if installed (else pycocotools, with a notice)")
+    a("--verbose", action="store_true", help="log the trainable parameters and the settings")
     for key, text in ON_OFF_FLAGS.items():
         a("--" + key.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None, help=text)
     a("--static-alloc", action="store_true")
@@ -67,7 +95,26 @@ def build_parser():
     a("--synthetic-val", type=int, default=None, help="synthetic dataset: validation images (50)")
     a("--tiny", action="store_true", help="a small model and schedule that runs in a few minutes "
       "on CPU (smoke tests, tutorials); flags given explicitly still win")
+    _add_custom_model(p)
     return p
+
+
+def _add_custom_model(parser):
+    sub = parser.add_subparsers(dest="custom_model")
+    custom = sub.add_parser("custom-model", help="GluonCV's custom FPN model (custom_mask_rcnn_fpn) "
+                            "on --network, with the model's settings as flags")
+    for key, (kind, default) in CUSTOM_MODEL_FLAGS.items():
+        names = ["--" + key.replace("_", "-")]
+        if key == "num_box_head_dense_filters":
+            names.append("--num_box_head_dense_filters")  # GluonCV spells this one with underscores
+        if kind is None:
+            custom.add_argument(*names, dest="custom_" + key, action="store_true")
+        else:
+            custom.add_argument(*names, dest="custom_" + key, type=kind, default=default)
+
+
+# preset entries that change parameter shapes
+WIDTH_KEYS = ("rpn_channels", "fpn_channels", "box_hidden", "mask_channels")
 
 
 def _checkpoint_architecture(pretrained):
@@ -86,6 +133,11 @@ def apply_recipe(args):
     defaults.update(_checkpoint_architecture(args.pretrained))
     images_per_device = defaults.pop("images_per_device")  # no flag of its own: --batch-size
     managed_root = args.dataset_root is None  # the synthetic set at the default root is ours to rewrite
+    if args.pretrained and checkpoint_args(args.pretrained) is None:
+        # GluonCV's weights (True or a .params file): the recipe's narrow widths would not fit
+        # them, and its trainable BatchNorm (for training from scratch) would not suit them
+        for key in WIDTH_KEYS + ("norm",):
+            defaults.pop(key, None)
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -93,6 +145,12 @@ def apply_recipe(args):
     args.val_split = args.val_split or ("val2017" if coco else "val")
     if args.pretrained in ("True", "true", "1"):
         args.pretrained = True
+    if args.norm_layer:  # GluonCV's flag: 'bn' and 'syncbn' both mean SyncBatchNorm
+        args.norm = "syncbn"
+    if args.disable_hybridization:
+        args.hybridize = False
+    if args.wd is None:
+        args.wd = 1e-4
     if args.dataset == "synthetic":
         _ensure_synthetic(args, managed_root)
     if args.batch_size is None:
@@ -101,9 +159,26 @@ def apply_recipe(args):
 
 
 def contexts(args):
-    """Device list: ``--gpus 0,1`` -> GPUs; ``--gpus ''`` -> CPU, split into ``--cpu-contexts``."""
+    """Device list: ``--gpus 0,1`` -> GPUs; ``--gpus ''`` -> CPU, split into ``--cpu-contexts``.
+
+    Raises :class:`~gluon_maskrcnn.errors.UserError` for GPUs this MXNet cannot use.
+    """
     if args.gpus.strip():
-        return [mx.gpu(int(i)) for i in args.gpus.split(",") if i.strip()]
+        try:
+            ids = [int(i) for i in args.gpus.split(",") if i.strip()]
+        except ValueError:
+            raise UserError("--gpus %r: give comma-separated GPU ids (0,1,2,3), or '' for CPU"
+                            % args.gpus) from None
+        available = mx.context.num_gpus()
+        if available == 0:
+            raise UserError("--gpus %s: this MXNet has no GPU support (the CPU wheel, or no CUDA "
+                            "device): install the CUDA build (pip install -e \".[cu112]\") or "
+                            "pass --gpus '' to train on CPU" % args.gpus)
+        missing = [i for i in ids if i >= available]
+        if missing:
+            raise UserError("--gpus %s: GPU %s does not exist (this machine has %d)"
+                            % (args.gpus, ",".join(map(str, missing)), available))
+        return [mx.gpu(i) for i in ids]
     return [mx.cpu(i) for i in range(max(1, args.cpu_contexts))]
 
 

@@ -51,11 +51,23 @@ def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_t
     return results
 
 
-def coco_evaluate(annotation_file, results, image_ids=None):
-    """pycocotools bbox and segm metrics: {'bbox': {AP, AP50, ...}, 'segm': {...}}."""
+def nvidia_coco_api():
+    """Whether the installed pycocotools is NVIDIA's COCO API (its ``COCOeval`` takes
+    ``use_ext``, a C++ evaluation); ``--use-ext`` uses it when it is there."""
+    import inspect
+
+    from pycocotools.cocoeval import COCOeval
+
+    return "use_ext" in inspect.signature(COCOeval.__init__).parameters
+
+
+def coco_evaluate(annotation_file, results, image_ids=None, use_ext=False):
+    """pycocotools bbox and segm metrics: {'bbox': {AP, AP50, ...}, 'segm': {...}}; with
+    ``use_ext`` and NVIDIA's COCO API installed, its C++ evaluation."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    ext = {"use_ext": True} if use_ext and nvidia_coco_api() else {}
     metrics = {}
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(annotation_file)
@@ -64,7 +76,7 @@ def coco_evaluate(annotation_file, results, image_ids=None):
                 metrics[iou_type] = {name: 0.0 for name in METRIC_NAMES}
                 continue
             dt = gt.loadRes(results)
-            evaluator = COCOeval(gt, dt, iou_type)
+            evaluator = COCOeval(gt, dt, iou_type, **ext)
             if image_ids is not None:
                 evaluator.params.imgIds = list(image_ids)
             evaluator.evaluate()
@@ -75,7 +87,7 @@ def coco_evaluate(annotation_file, results, image_ids=None):
 
 
 def evaluate(net, dataset, ctx=None, batch_size=1, num_workers=0, results_file=None, shard=(0, 1),
-             all_gather=None):
+             all_gather=None, use_ext=False):
     """Predict and evaluate a split; optionally write the results JSON (atomically).
 
     With several workers, ``shard=(rank, count)`` makes this worker predict images ``rank``,
@@ -93,7 +105,7 @@ def evaluate(net, dataset, ctx=None, batch_size=1, num_workers=0, results_file=N
                 json.dump(results, f)
 
         atomic_write(results_file, write)
-    return coco_evaluate(dataset.annotation_file, results, [im["id"] for im in dataset.images])
+    return coco_evaluate(dataset.annotation_file, results, [im["id"] for im in dataset.images], use_ext)
 
 
 def _in_image_order(results, dataset):

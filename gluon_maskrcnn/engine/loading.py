@@ -1,14 +1,45 @@
 """Load a model for evaluation or demo: a zoo name, optionally with a checkpoint or .params."""
-from ..model_zoo import get_model
+from types import SimpleNamespace
+
+from ..model_zoo import PRESETS, get_model
 from .checkpoint import checkpoint_args
+from .custom_model import custom_model_keywords
 from .recipes import ARCHITECTURE_KEYS
 
-__all__ = ["load_model", "model_name"]
+__all__ = ["load_model", "model_name", "CUSTOM"]
+
+CUSTOM = "custom_mask_rcnn_fpn"
 
 
-def model_name(network, use_fpn):
-    """The zoo name of a ``--network`` / ``--use-fpn`` pair."""
+def model_name(network, use_fpn, norm=None, custom=False):
+    """The zoo name of the flags ``--network``, ``--use-fpn``, ``--norm`` and ``custom-model``.
+
+    With SyncBN and FPN, GluonCV's ``mask_rcnn_fpn_syncbn_*`` name when there is one (GluonCV's
+    script asks for ``mask_rcnn_fpn_bn_*``, which does not exist).
+    """
+    if custom:
+        return CUSTOM
+    network = network.replace("mobilenet1.0", "mobilenet1_0")
+    syncbn = "mask_rcnn_fpn_syncbn_%s_coco" % network
+    if norm == "syncbn" and use_fpn and syncbn in PRESETS:
+        return syncbn
     return "mask_rcnn_%s%s_coco" % ("fpn_" if use_fpn else "", network)
+
+
+def checkpoint_model(args):
+    """(zoo name, get_model keywords) of a training checkpoint's saved ``args`` dict."""
+    overrides = {}
+    for key in ARCHITECTURE_KEYS + ("rpn_test_pre_nms", "rpn_test_post_nms", "max_dets", "norm"):
+        if args.get(key) is not None:
+            overrides[key] = args[key]
+    custom = bool(args.get("custom_model"))
+    if custom:
+        keywords = custom_model_keywords(SimpleNamespace(**args))
+        keywords.pop("pretrained_base")
+        overrides = dict(keywords, **overrides)
+        if args.get("norm") not in (None, "frozen"):
+            overrides["fpn_norm"] = args["norm"]
+    return model_name(args["network"], args["use_fpn"], args.get("norm"), custom), overrides
 
 
 def load_model(model, params=None, ctx=None, **overrides):
@@ -16,14 +47,13 @@ def load_model(model, params=None, ctx=None, **overrides):
     names the network and classes. ``params``: a .params file for a zoo name (or True)."""
     args = checkpoint_args(model)
     if args is not None:
-        for key in ARCHITECTURE_KEYS + ("rpn_test_pre_nms", "rpn_test_post_nms", "max_dets", "norm"):
-            if args.get(key) is not None:
-                overrides.setdefault(key, args[key])
+        name, saved = checkpoint_model(args)
+        for key, value in saved.items():
+            overrides.setdefault(key, value)
         from ..data.coco import COCOInstances
 
         classes = COCOInstances(args["dataset_root"], args["train_split"]).classes
-        net = get_model(model_name(args["network"], args["use_fpn"]), pretrained=False,
-                        pretrained_base=False, classes=classes, ctx=ctx, **overrides)
+        net = get_model(name, pretrained=False, pretrained_base=False, classes=classes, ctx=ctx, **overrides)
         net.load_parameters(model + ".params", ctx=ctx)
         return net
     return get_model(model, pretrained=params or True, pretrained_base=False, ctx=ctx, **overrides)

@@ -3,6 +3,7 @@
 ``fit(args)`` is what ``scripts/train_mask_rcnn.py`` calls; ``args`` is the script's namespace
 (see :func:`gluon_maskrcnn.engine.cli.build_parser`).
 """
+import concurrent.futures
 import logging
 import math
 import os
@@ -11,23 +12,26 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, nd
 
-from ..data.coco import COCOInstances
+from ..data.coco import COCOInstances, DataError
 from ..data.loader import train_loader
 from ..data.rpn_targets import RPNTargetGenerator
 from ..data.transforms import TrainTransform
-from ..model_zoo import PRESETS, get_model
+from ..errors import UserError
+from ..model_zoo import get_model, get_model_list, model_config
 from ..modeling.losses import LOSS_NAMES
 from .checkpoint import checkpoint_args, load_checkpoint, save_checkpoint
 from .cli import contexts
+from .custom_model import custom_model_keywords
 from .recipes import MODEL_SIZE_KEYS
+from .amp import DynamicLossScaler, enable_amp, gradients_finite
 from .distributed import Distributed
-from .evaluation import evaluate, format_metrics
+from .evaluation import evaluate, format_metrics, nvidia_coco_api
 from .loading import load_model, model_name
 from .metrics import MetricsLog, RunningMean, plot_curves
 from .schedule import default_lr, default_warmup, learning_rate
 from .validation import validation_losses
 
-__all__ = ["fit", "train_step", "NonFiniteLossError", "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts",
+__all__ = ["fit", "train_step", "forward_backward", "network_spec", "NonFiniteLossError", "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts",
            "no_bias_decay"]
 
 logger = logging.getLogger("gluon_maskrcnn")
@@ -41,31 +45,53 @@ class WorkersDivergedError(RuntimeError):
     """Distributed workers ended an epoch with different parameters."""
 
 
-def build_network(args, classes, per_device_batch, ctx):
-    """The network for ``args`` with the data's classes; everything trainable gets a gradient."""
-    overrides = dict(per_device_batch_size=per_device_batch)
+def network_spec(args, per_device_batch, num_devices):
+    """(zoo name, get_model keywords) that the training flags ask for."""
+    overrides = dict(per_device_batch_size=per_device_batch, rpn_beta=args.rpn_smoothl1_rho,
+                     rcnn_beta=args.rcnn_smoothl1_rho)
     for key in MODEL_SIZE_KEYS + ("norm",):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
+    if args.norm == "syncbn":
+        overrides["num_devices"] = num_devices  # the devices of this process share statistics
     if args.train_all:
         overrides["train_patterns"] = None
-    name = model_name(args.network, args.use_fpn)
+    custom = bool(getattr(args, "custom_model", None))
+    if custom:  # GluonCV's custom-model: its flags, and the norm in the FPN too (GluonCV meant it)
+        keywords = custom_model_keywords(args)
+        keywords.pop("pretrained_base")
+        overrides = dict(keywords, **overrides)
+        if args.norm != "frozen":
+            overrides["fpn_norm"] = args.norm
+    name = model_name(args.network, args.use_fpn, args.norm, custom)
+    if name not in get_model_list():
+        fpn = " --use-fpn" if args.use_fpn else ""
+        raise UserError("--network %s%s: the zoo has no %s; use one of %s, or the custom-model "
+                        "sub-command for any GluonCV ResNet or mobilenet1.0"
+                        % (args.network, fpn, name, ", ".join(get_model_list()[:-1])))
+    return name, overrides
+
+
+def build_network(args, classes, per_device_batch, ctx):
+    """(network, its preset) for ``args`` with the data's classes; everything trainable gets a
+    gradient."""
+    name, overrides = network_spec(args, per_device_batch, len(ctx))
     if checkpoint_args(args.pretrained) is not None:  # fine-tune one of our runs: new classes
         net = load_model(args.pretrained, ctx=ctx[0], **overrides)
         if list(net.classes) != list(classes):
             net.reset_class(classes)
     else:
-        net = get_model(name, pretrained=args.pretrained or False,
-                        pretrained_base=not args.no_pretrained_base, classes=classes, ctx=ctx[0],
-                        **overrides)
+        pretrained_base = not args.no_pretrained_base and not getattr(args, "custom_no_pretrained_base", False)
+        net = get_model(name, pretrained=args.pretrained or False, pretrained_base=pretrained_base,
+                        classes=classes, ctx=ctx[0], **overrides)
     _materialize(net, ctx[0])
     net.collect_params().reset_ctx(ctx)  # fresh arrays, in MXNet's layout (see _materialize)
     trainable = set(net.collect_train_params().values())
     for param in net.collect_params().values():
         if param not in trainable:
             param.grad_req = "null"
-    return net, dict(PRESETS[name], **overrides)
+    return net, model_config(name, **overrides)
 
 
 def no_bias_decay(params):
@@ -100,12 +126,21 @@ class _Run:
         self.dist.check_contexts(self.ctx)
         self.out_dir = os.path.dirname(os.path.abspath(args.save_prefix)) or "."
         self.log = MetricsLog(args.save_prefix + "_metrics.jsonl") if self.dist.is_root else None
-        self.train_set = COCOInstances(args.dataset_root, args.train_split, skip_empty=True)
-        self.val_set = (COCOInstances(args.dataset_root, args.val_split, skip_empty=False)
+        self.train_set = _dataset(args, args.train_split, "--train-split", skip_empty=True)
+        self.val_set = (_dataset(args, args.val_split, "--val-split", skip_empty=False)
                         if args.val_interval > 0 else None)  # every worker evaluates a shard
         per_device = self.per_device = max(1, args.batch_size // len(self.ctx))
+        self.loss_scaler = None
+        if args.amp:  # before the network is built: AMP patches the operators it traces
+            enable_amp(self.ctx)
+            self.loss_scaler = DynamicLossScaler()
         _reseed(args.seed, -1)  # the same initial weights on every worker (and rank 0's are broadcast)
         self.net, self.cfg = build_network(args, self.train_set.classes, per_device, self.ctx)
+        if args.use_ext and not nvidia_coco_api():
+            logger.info("--use-ext: NVIDIA's COCO API is not installed; evaluating with pycocotools")
+        if args.verbose:
+            logger.info("settings: %s", vars(args))
+            logger.info("trainable parameters: %s", ", ".join(self.net.collect_train_params().keys()))
         if args.hybridize:
             self.net.hybridize(static_alloc=args.static_alloc)  # the net's loss block too
         # every worker takes its slice of the same global batches, and every image's random
@@ -134,9 +169,19 @@ class _Run:
                              mode=a.lr_mode, decay_iters=decay, decay_factor=a.lr_decay)
 
     def checkpoint(self, name):
+        if self.loss_scaler is not None:
+            self.state["loss_scale"] = self.loss_scaler.state_dict()
         if self.dist.is_root:
             return save_checkpoint("%s-%s" % (self.args.save_prefix, name), self.net, self.trainer, self.state)
         return None
+
+
+def _dataset(args, split, flag, skip_empty):
+    """The split's dataset; a missing or unreadable annotation file names the flags to check."""
+    try:
+        return COCOInstances(args.dataset_root, split, skip_empty=skip_empty)
+    except DataError as err:
+        raise DataError("%s (check --dataset-root %s and %s %s)" % (err, args.dataset_root, flag, split)) from None
 
 
 def _reseed(seed, epoch):
@@ -157,10 +202,9 @@ def train_step(run, batch):
     from ..data.batchify import split_batch
 
     parts = split_batch(batch, run.ctx)
-    with autograd.record():
-        per_device = [run.net.losses(*part) for part in parts]
-        totals = [sum(losses) for losses in per_device]
-    autograd.backward(totals)
+    scale = run.loss_scaler.scale if getattr(run, "loss_scaler", None) else None
+    threads = getattr(getattr(run, "args", None), "executor_threads", 1)
+    per_device = forward_backward(run.net, parts, threads, scale)
     values = {name: sum(float(losses[i].asscalar()) for losses in per_device) / len(parts)
               for i, name in enumerate(LOSS_NAMES)}
     values["total"] = sum(values[name] for name in LOSS_NAMES)
@@ -171,10 +215,48 @@ def train_step(run, batch):
                                  % (values["total"], run.state["epoch"], run.state["iteration"],
                                     ", ".join("%s=%.4g" % kv for kv in values.items()), path))
     run.dist.allreduce_grads(run.trainer)  # every device now holds the sum over the global step
+    step_scale = run.dist.step_scale(len(parts))
+    if scale is not None:  # mixed precision: skip a step whose scaled gradients overflowed
+        finite = gradients_finite(run.net.collect_train_params().values(), run.ctx[0])
+        values["loss_scale"] = scale
+        if not run.loss_scaler.update(finite):
+            logger.info("iteration %d: gradients overflowed at loss scale %g; step skipped",
+                        run.state["iteration"], scale)
+            return values
+        step_scale *= scale  # the update divides the summed gradients by this
     if run.clip_norm:  # logged: the applied gradient's norm before clipping
-        values["grad_norm"] = clip_summed_gradients(run.net, run.ctx, run.clip_norm, run.total_parts)
-    run.trainer.update(run.dist.step_scale(len(parts)))
+        values["grad_norm"] = clip_summed_gradients(run.net, run.ctx, run.clip_norm,
+                                                    run.total_parts * (scale or 1.0))
+    run.trainer.update(step_scale)
     return values
+
+
+def forward_backward(net, parts, threads=1, loss_scale=None):
+    """The losses of each device's part of a batch, after their backward pass.
+
+    With ``threads`` > 1 the devices run in that many threads, as GluonCV's
+    ``--executor-threads`` does (each device's graph is its own, so the gradients are the same);
+    ``loss_scale`` multiplies the losses before the backward pass (mixed precision).
+    """
+    def scaled(losses):
+        total = sum(losses)
+        return total * loss_scale if loss_scale is not None else total
+
+    if threads > 1 and len(parts) > 1:
+        def one(part):
+            with autograd.record():
+                losses = net.losses(*part)
+                total = scaled(losses)
+            total.backward()
+            return losses
+
+        with concurrent.futures.ThreadPoolExecutor(min(threads, len(parts))) as pool:
+            return list(pool.map(one, parts))
+    with autograd.record():
+        per_device = [net.losses(*part) for part in parts]
+        totals = [scaled(losses) for losses in per_device]
+    autograd.backward(totals)
+    return per_device
 
 
 def clip_summed_gradients(net, ctx, max_norm, num_parts):
@@ -217,7 +299,8 @@ def _evaluate(run, epoch):
     run.net.retrace()
     metrics = evaluate(run.net, run.val_set, ctx=run.ctx[:1],
                        results_file="%s_val_results.json" % args.save_prefix if run.dist.is_root else None,
-                       shard=(run.dist.rank, run.dist.num_workers), all_gather=run.dist.all_gather)
+                       shard=(run.dist.rank, run.dist.num_workers), all_gather=run.dist.all_gather,
+                       use_ext=args.use_ext)
     if not run.dist.is_root:
         run.net.retrace()
         return metrics
@@ -244,6 +327,8 @@ def _resume(run):
     state = load_checkpoint(args.resume, run.net, run.trainer, ctx=run.ctx)
     run.state.update(epoch=state["epoch"], iteration=state["iteration"],
                      best_segm_ap=state.get("best_segm_ap", -1.0))
+    if run.loss_scaler is not None and "loss_scale" in state:
+        run.loss_scaler.load_state_dict(state["loss_scale"])
     logger.info("resumed from %s at epoch %d", args.resume, state["epoch"])
 
 
@@ -277,6 +362,8 @@ def fit(args):
         if run.log:
             run.log.write("epoch", epoch=epoch, iteration=run.state["iteration"], **mean.means())
         run.checkpoint("last")
+        if args.save_interval and (epoch + 1) % args.save_interval == 0:
+            run.checkpoint("epoch%04d" % (epoch + 1))
         if run.val_set is not None and ((epoch + 1) % args.val_interval == 0 or epoch + 1 == args.epochs):
             run.state["last_metrics"] = _evaluate(run, epoch + 1)
             run.checkpoint("last")

@@ -15,10 +15,15 @@ from ..modeling.backbone import initialize_fresh
 from .builder import build_mask_rcnn
 from .gluoncv_keywords import norm_kind, translate
 from .presets import CUSTOM, PRESETS, PUBLISHED_AP, custom_preset
+from ..errors import UserError
 from ..store import ModelFileError, resolve_params
 
-__all__ = ["get_model", "get_model_list", "custom_mask_rcnn_fpn", "PRESETS", "PUBLISHED_AP",
+__all__ = ["get_model", "get_model_list", "custom_mask_rcnn_fpn", "model_config", "PRESETS", "PUBLISHED_AP",
            "ModelFileError"]
+
+
+class UnknownModelError(UserError, ValueError):
+    """A model name that is not in the zoo."""
 
 
 def load_parameter_file(net, path, ctx=None):
@@ -69,11 +74,31 @@ def custom_mask_rcnn_fpn(classes, transfer=None, pretrained_base=True, backbone=
     if transfer is not None:
         name = "mask_rcnn_fpn_%s_coco" % kwargs.pop("base_network_name", backbone)
         return get_model(name, pretrained=True, classes=classes, ctx=ctx, root=root, **kwargs)
-    backbone = kwargs.pop("base_network_name", backbone)
-    norm = norm_kind(norm_layer)
-    fpn_norm = norm_kind(kwargs.pop("sym_norm_layer", fpn_norm))
-    cfg = custom_preset(backbone, norm, None if fpn_norm == "frozen" else fpn_norm)
+    cfg, kwargs = _custom_preset(backbone, norm_layer, fpn_norm, kwargs)
     return _build(CUSTOM, cfg, False, pretrained_base, classes, ctx, root, kwargs)
+
+
+def _custom_preset(backbone, norm_layer, fpn_norm, kwargs):
+    """(custom preset, the keywords left) from custom_mask_rcnn_fpn's keywords."""
+    kwargs = dict(kwargs)
+    backbone = kwargs.pop("base_network_name", backbone)
+    norm = norm_kind(kwargs.pop("norm", norm_layer))
+    fpn_norm = norm_kind(kwargs.pop("sym_norm_layer", kwargs.pop("fpn_norm", fpn_norm)))
+    return custom_preset(backbone, norm, None if fpn_norm == "frozen" else fpn_norm), kwargs
+
+
+def model_config(name, **overrides):
+    """The preset of ``name`` with our or GluonCV's ``overrides`` applied, as the network is
+    built (for ``custom_mask_rcnn_fpn``, its keywords)."""
+    if name == CUSTOM:
+        preset, overrides = _custom_preset(overrides.pop("backbone", "resnet18_v1b"),
+                                           overrides.pop("norm_layer", "frozen"), None, overrides)
+    elif name in PRESETS:
+        preset = PRESETS[name]
+    else:
+        raise UnknownModelError("unknown model %r; available: %s" % (name, ", ".join(get_model_list())))
+    changes, _ = translate(preset, {k: v for k, v in overrides.items() if k != "transfer"})
+    return dict(preset, **changes)
 
 
 def get_model(name, pretrained=False, pretrained_base=True, classes=None, ctx=None, root=None,
@@ -106,7 +131,7 @@ def get_model(name, pretrained=False, pretrained_base=True, classes=None, ctx=No
         return custom_mask_rcnn_fpn(classes, pretrained_base=pretrained_base, ctx=ctx, root=root,
                                     **overrides)
     if name not in PRESETS:
-        raise ValueError("unknown model %r; available: %s" % (name, ", ".join(get_model_list())))
+        raise UnknownModelError("unknown model %r; available: %s" % (name, ", ".join(get_model_list())))
     return _build(name, PRESETS[name], pretrained, pretrained_base, classes, ctx, root, overrides)
 
 

@@ -6,6 +6,8 @@ what to use instead. ``tests/model_zoo/test_gluoncv_keywords.py`` walks GluonCV'
 """
 import numbers
 
+from ..errors import UserError
+
 __all__ = ["translate", "norm_kind", "TRANSLATED", "REFUSED", "IGNORED"]
 
 # GluonCV keyword -> our preset entry, where only the name differs
@@ -40,7 +42,7 @@ SPECIAL = ("post_nms", "min_stage", "max_stage", "roi_mode", "strides", "base_si
 TRANSLATED = tuple(RENAMED) + SPECIAL
 
 
-class KeywordError(TypeError):
+class KeywordError(UserError, TypeError):
     """A GluonCV keyword our models cannot honour; the message says what to use instead."""
 
 

@@ -15,6 +15,7 @@ _COMMON = dict(
     # the SyncBN and custom models' extras: norms in the FPN and the heads, convs in the box head
     fpn_norm=None, fpn_bias=True, head_norm=None, box_head_convs=0, box_head_conv_channels=256,
     box_head_conv_bias=True, box_head_avg_pool=False,
+    rpn_beta=1.0 / 9, rcnn_beta=1.0,  # smooth-L1 thresholds of the box losses (GluonCV's rhos)
 )
 
 _C4 = dict(_COMMON, fpn=False, strides=(16,), anchor_sizes=((32, 64, 128, 256, 512),),
