@@ -10,7 +10,7 @@ from .checkpoint import checkpoint_args
 from .custom_model import CUSTOM_MODEL_FLAGS
 from .recipes import ARCHITECTURE_KEYS, MODEL_SIZE_KEYS, recipe
 
-__all__ = ["build_parser", "apply_recipe", "training_args", "contexts"]
+__all__ = ["build_parser", "apply_recipe", "training_args", "contexts", "device_count"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +154,21 @@ def apply_recipe(args):
     if args.dataset == "synthetic":
         _ensure_synthetic(args, managed_root)
     if args.batch_size is None:
-        args.batch_size = len(contexts(args)) * images_per_device
+        args.batch_size = device_count(args) * images_per_device
     return args
+
+
+def _gpu_ids(args):
+    try:
+        return [int(i) for i in args.gpus.split(",") if i.strip()]
+    except ValueError:
+        raise UserError("--gpus %r: give comma-separated GPU ids (0,1,2,3), or '' for CPU"
+                        % args.gpus) from None
+
+
+def device_count(args):
+    """How many devices ``--gpus`` / ``--cpu-contexts`` name (without checking the GPUs exist)."""
+    return len(_gpu_ids(args)) if args.gpus.strip() else max(1, args.cpu_contexts)
 
 
 def contexts(args):
@@ -164,11 +177,7 @@ def contexts(args):
     Raises :class:`~gluon_maskrcnn.errors.UserError` for GPUs this MXNet cannot use.
     """
     if args.gpus.strip():
-        try:
-            ids = [int(i) for i in args.gpus.split(",") if i.strip()]
-        except ValueError:
-            raise UserError("--gpus %r: give comma-separated GPU ids (0,1,2,3), or '' for CPU"
-                            % args.gpus) from None
+        ids = _gpu_ids(args)
         available = mx.context.num_gpus()
         if available == 0:
             raise UserError("--gpus %s: this MXNet has no GPU support (the CPU wheel, or no CUDA "

@@ -124,6 +124,11 @@ class _Run:
         self.dist = Distributed(args.kv_store, args.horovod)
         self.ctx = contexts(args)
         self.dist.check_contexts(self.ctx)
+        if args.norm == "syncbn" and len(self.ctx) > 1 and self.ctx[0].device_type == "cpu":
+            raise UserError("--norm-layer syncbn with --cpu-contexts %d: MXNet 1.9's SyncBatchNorm "
+                            "deadlocks across CPU contexts in this network's training step; use "
+                            "--cpu-contexts 1 (SyncBN then normalises that context's images) or GPUs"
+                            % len(self.ctx))
         self.out_dir = os.path.dirname(os.path.abspath(args.save_prefix)) or "."
         self.log = MetricsLog(args.save_prefix + "_metrics.jsonl") if self.dist.is_root else None
         self.train_set = _dataset(args, args.train_split, "--train-split", skip_empty=True)
@@ -203,8 +208,7 @@ def train_step(run, batch):
 
     parts = split_batch(batch, run.ctx)
     scale = run.loss_scaler.scale if getattr(run, "loss_scaler", None) else None
-    threads = getattr(getattr(run, "args", None), "executor_threads", 1)
-    per_device = forward_backward(run.net, parts, threads, scale)
+    per_device = forward_backward(run.net, parts, executor_threads(run), scale)
     values = {name: sum(float(losses[i].asscalar()) for losses in per_device) / len(parts)
               for i, name in enumerate(LOSS_NAMES)}
     values["total"] = sum(values[name] for name in LOSS_NAMES)
@@ -231,6 +235,11 @@ def train_step(run, batch):
     return values
 
 
+def executor_threads(run):
+    """Threads for the devices' forward and backward (``--executor-threads``)."""
+    return getattr(getattr(run, "args", None), "executor_threads", 1) or 1
+
+
 def forward_backward(net, parts, threads=1, loss_scale=None):
     """The losses of each device's part of a batch, after their backward pass.
 
@@ -250,8 +259,11 @@ def forward_backward(net, parts, threads=1, loss_scale=None):
             total.backward()
             return losses
 
-        with concurrent.futures.ThreadPoolExecutor(min(threads, len(parts))) as pool:
-            return list(pool.map(one, parts))
+        # the first device in this thread: a hybridized net traces its graph on a call, and
+        # Gluon's tracing is not thread-safe; the others then run the traced graph in threads
+        first = one(parts[0])
+        with concurrent.futures.ThreadPoolExecutor(min(threads, len(parts) - 1)) as pool:
+            return [first] + list(pool.map(one, parts[1:]))
     with autograd.record():
         per_device = [net.losses(*part) for part in parts]
         totals = [scaled(losses) for losses in per_device]

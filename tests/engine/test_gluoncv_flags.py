@@ -89,6 +89,7 @@ def _run_script(script, *argv, cwd):
     (["--gpus", "", "--network", "resnet7_v1b"], "--network resnet7_v1b"),
     (["--gpus", "", "--pretrained", "missing.params"], "missing.params"),
     (["--gpus", "", "--amp"], "--amp"),
+    (["--gpus", "", "--cpu-contexts", "2", "--norm-layer", "syncbn"], "deadlocks across CPU contexts"),
 ])
 def test_user_errors_are_one_line_with_exit_status_2(tmp_path, argv, words):
     if argv[:2] == ["--gpus", "0"] and mx.context.num_gpus() > 0:
@@ -191,3 +192,24 @@ def test_fine_tuning_from_gluoncvs_published_coco_file_layout(tiny_root, tmp_pat
                                        err_msg=key)
     log = open(str(tmp_path / "run" / "m_metrics.jsonl")).read()
     assert '"total"' in log and "NaN" not in log
+
+
+def test_the_syncbn_model_trains():
+    """A few training steps of mask_rcnn_fpn_syncbn_resnet18_v1b_coco, hybridized, on one
+    context (over several CPU contexts MXNet 1.9's SyncBatchNorm deadlocks in this network's
+    step, which the trainer refuses with a one-line error: see the test above)."""
+    import gluon_maskrcnn as gm
+    from helpers import TINY, TINY_CLASSES, tiny_batch
+    from gluon_maskrcnn.model_zoo import PRESETS
+
+    name = "mask_rcnn_fpn_syncbn_resnet18_v1b_coco"
+    cfg = dict(TINY, per_device_batch_size=2, short=96, max_size=128)
+    net = gm.get_model(name, pretrained_base=False, classes=TINY_CLASSES, **cfg)
+    net(nd.zeros((1, 3, 64, 64)))
+    net.hybridize()
+    batch = [nd.concat(t, t, dim=0) for t in tiny_batch(dict(PRESETS[name], **cfg), [[(10, 10, 50, 60, 0)]])]
+    stats = net.box_features[1].running_mean
+    before = stats.data().asnumpy().copy()
+    totals = [_step(net, cfg, [mx.cpu()], batch)[1]["total"] for _ in range(2)]
+    assert all(np.isfinite(totals))
+    assert not np.allclose(stats.data().asnumpy(), before)  # the box head's SyncBN statistics moved

@@ -1,5 +1,7 @@
 """GluonCV's SyncBN Mask R-CNN names: SyncBatchNorm over CPU contexts, strict loading of GluonCV's
 files, and stage-by-stage equality with GluonCV's models."""
+import re
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -75,7 +77,9 @@ def syncbn_pair(request, tmp_path_factory):
 
 def test_gluoncvs_syncbn_files_load_strictly(syncbn_pair):
     _, _, ours, path = syncbn_pair
-    assert set(structural_params(ours)) == set(mx.nd.load(path))
+    # GluonCV's MobileNet prefix counts the MobileNets built before in the process; ours is fixed
+    saved = {re.sub(r"mobilenet\d+_", "mobilenet0_", key) for key in mx.nd.load(path)}
+    assert set(structural_params(ours)) == saved
 
 
 def test_syncbn_models_compute_gluoncvs_stages(syncbn_pair):
