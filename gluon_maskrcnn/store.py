@@ -57,8 +57,11 @@ def _published_file(name, root=None):
 def cached_params(name, root=None):
     """Path of ``name``'s published parameter file if it is cached and intact, else None.
 
-    Never downloads: use it to decide, offline, whether ``pretrained=True`` will load.
+    Never downloads: use it to decide, offline, whether ``pretrained=True`` will load. None too
+    for a name GluonCV publishes no file for.
     """
+    if name not in sha1_table():
+        return None
     sha1, file_name, folder = _published_file(name, root)
     path = os.path.join(folder, file_name)
     return path if os.path.isfile(path) and sha1_of(path) == sha1 else None

@@ -37,7 +37,7 @@ from gluon_maskrcnn.viz import draw_instances
 for name in gm.get_model_list():
     box_ap, mask_ap = PUBLISHED_AP.get(name, (None, None))
     published = "box AP %.1f, mask AP %.1f" % (box_ap, mask_ap) if box_ap else ""
-    print("%-34s cached: %-5s %s" % (name, bool(cached_params(name)), published))
+    print("%-40s cached: %-5s %s" % (name, bool(cached_params(name)), published))
 
 # %%
 # Load a model

@@ -54,6 +54,7 @@ def test_cached_params_never_downloads(tmp_path, monkeypatch, params_bytes, fake
     assert store.cached_params(NAME, root=str(tmp_path)) is None
     path.write_bytes(params_bytes)
     assert store.cached_params(NAME, root=str(tmp_path)) == str(path)
+    assert store.cached_params("mask_rcnn_fpn_syncbn_resnet18_v1b_coco", root=str(tmp_path)) is None  # unpublished
 
 
 def test_offline_fails_fast_naming_file_and_folder(tmp_path, monkeypatch, fake_table):
