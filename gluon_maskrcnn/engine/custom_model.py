@@ -1,7 +1,7 @@
 """GluonCV's ``custom-model`` sub-command of ``train_mask_rcnn.py``: its flags, and the
 ``custom_mask_rcnn_fpn`` keywords they mean (GluonCV's meanings and defaults)."""
 
-__all__ = ["CUSTOM_MODEL_FLAGS", "custom_model_keywords"]
+__all__ = ["CUSTOM_MODEL_FLAGS", "custom_model_keywords", "custom_model_overrides"]
 
 # GluonCV's ``custom-model`` sub-command: flag -> (type, default); the model is
 # custom_mask_rcnn_fpn on --network (defaults: GluonCV's script's)
@@ -47,3 +47,14 @@ def custom_model_keywords(args):
         pos_ratio=c["rcnn_pos_ratio"], max_num_gt=c["max_num_gt"],
         target_roi_scale=c["target_roi_scale"], num_fcn_convs=c["num_mask_head_convs"],
         min_stage=2, max_stage=6)
+
+
+def custom_model_overrides(args):
+    """get_model keywords of a custom-model run's flags, ``pretrained_base`` aside (get_model
+    takes it as an argument), with the run's norm also in the FPN: GluonCV's script passes the
+    FPN's norm settings but not the layer, and meant it."""
+    keywords = custom_model_keywords(args)
+    keywords.pop("pretrained_base")
+    if getattr(args, "norm", None) not in (None, "frozen"):
+        keywords["fpn_norm"] = args.norm
+    return keywords

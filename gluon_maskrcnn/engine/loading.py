@@ -1,14 +1,12 @@
 """Load a model for evaluation or demo: a zoo name, optionally with a checkpoint or .params."""
 from types import SimpleNamespace
 
-from ..model_zoo import PRESETS, get_model
+from ..model_zoo import CUSTOM, PRESETS, get_model
 from .checkpoint import checkpoint_args
-from .custom_model import custom_model_keywords
+from .custom_model import custom_model_overrides
 from .recipes import ARCHITECTURE_KEYS
 
-__all__ = ["load_model", "model_name", "CUSTOM"]
-
-CUSTOM = "custom_mask_rcnn_fpn"
+__all__ = ["load_model", "model_name", "checkpoint_model"]
 
 
 def model_name(network, use_fpn, norm=None, custom=False):
@@ -34,11 +32,7 @@ def checkpoint_model(args):
             overrides[key] = args[key]
     custom = bool(args.get("custom_model"))
     if custom:
-        keywords = custom_model_keywords(SimpleNamespace(**args))
-        keywords.pop("pretrained_base")
-        overrides = dict(keywords, **overrides)
-        if args.get("norm") not in (None, "frozen"):
-            overrides["fpn_norm"] = args["norm"]
+        overrides = dict(custom_model_overrides(SimpleNamespace(**args)), **overrides)
     return model_name(args["network"], args["use_fpn"], args.get("norm"), custom), overrides
 
 

@@ -19,20 +19,20 @@ from ..data.transforms import TrainTransform
 from ..errors import UserError
 from ..model_zoo import get_model, get_model_list, model_config
 from ..modeling.losses import LOSS_NAMES
+from .amp import DynamicLossScaler, enable_amp, gradients_finite
 from .checkpoint import checkpoint_args, load_checkpoint, save_checkpoint
 from .cli import contexts
-from .custom_model import custom_model_keywords
-from .recipes import MODEL_SIZE_KEYS
-from .amp import DynamicLossScaler, enable_amp, gradients_finite
+from .custom_model import custom_model_overrides
 from .distributed import Distributed
 from .evaluation import evaluate, format_metrics, nvidia_coco_api
 from .loading import load_model, model_name
 from .metrics import MetricsLog, RunningMean, plot_curves
+from .recipes import MODEL_SIZE_KEYS
 from .schedule import default_lr, default_warmup, learning_rate
 from .validation import validation_losses
 
-__all__ = ["fit", "train_step", "forward_backward", "network_spec", "NonFiniteLossError", "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts",
-           "no_bias_decay"]
+__all__ = ["fit", "train_step", "forward_backward", "network_spec", "NonFiniteLossError",
+           "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts", "no_bias_decay"]
 
 logger = logging.getLogger("gluon_maskrcnn")
 
@@ -58,12 +58,8 @@ def network_spec(args, per_device_batch, num_devices):
     if args.train_all:
         overrides["train_patterns"] = None
     custom = bool(getattr(args, "custom_model", None))
-    if custom:  # GluonCV's custom-model: its flags, and the norm in the FPN too (GluonCV meant it)
-        keywords = custom_model_keywords(args)
-        keywords.pop("pretrained_base")
-        overrides = dict(keywords, **overrides)
-        if args.norm != "frozen":
-            overrides["fpn_norm"] = args.norm
+    if custom:  # GluonCV's custom-model sub-command
+        overrides = dict(custom_model_overrides(args), **overrides)
     name = model_name(args.network, args.use_fpn, args.norm, custom)
     if name not in get_model_list():
         fpn = " --use-fpn" if args.use_fpn else ""

@@ -18,7 +18,8 @@ from .presets import CUSTOM, PRESETS, PUBLISHED_AP, custom_preset
 from ..errors import UserError
 from ..store import ModelFileError, resolve_params
 
-__all__ = ["get_model", "get_model_list", "custom_mask_rcnn_fpn", "model_config", "PRESETS", "PUBLISHED_AP",
+__all__ = ["get_model", "get_model_list", "custom_mask_rcnn_fpn", "model_config", "CUSTOM", "PRESETS",
+           "PUBLISHED_AP",
            "ModelFileError"]
 
 
@@ -87,16 +88,21 @@ def _custom_preset(backbone, norm_layer, fpn_norm, kwargs):
     return custom_preset(backbone, norm, None if fpn_norm == "frozen" else fpn_norm), kwargs
 
 
+def _preset(name):
+    """The preset of a zoo name; an unknown name is a user error that lists the names."""
+    if name not in PRESETS:
+        raise UnknownModelError("unknown model %r; available: %s" % (name, ", ".join(get_model_list())))
+    return PRESETS[name]
+
+
 def model_config(name, **overrides):
     """The preset of ``name`` with our or GluonCV's ``overrides`` applied, as the network is
     built (for ``custom_mask_rcnn_fpn``, its keywords)."""
     if name == CUSTOM:
         preset, overrides = _custom_preset(overrides.pop("backbone", "resnet18_v1b"),
                                            overrides.pop("norm_layer", "frozen"), None, overrides)
-    elif name in PRESETS:
-        preset = PRESETS[name]
     else:
-        raise UnknownModelError("unknown model %r; available: %s" % (name, ", ".join(get_model_list())))
+        preset = _preset(name)
     changes, _ = translate(preset, {k: v for k, v in overrides.items() if k != "transfer"})
     return dict(preset, **changes)
 
@@ -130,9 +136,7 @@ def get_model(name, pretrained=False, pretrained_base=True, classes=None, ctx=No
             raise TypeError("custom_mask_rcnn_fpn needs classes=[...]")
         return custom_mask_rcnn_fpn(classes, pretrained_base=pretrained_base, ctx=ctx, root=root,
                                     **overrides)
-    if name not in PRESETS:
-        raise UnknownModelError("unknown model %r; available: %s" % (name, ", ".join(get_model_list())))
-    return _build(name, PRESETS[name], pretrained, pretrained_base, classes, ctx, root, overrides)
+    return _build(name, _preset(name), pretrained, pretrained_base, classes, ctx, root, overrides)
 
 
 def _build(name, preset, pretrained, pretrained_base, classes, ctx, root, overrides):

@@ -70,7 +70,12 @@ def test_custom_model_subcommand_builds_gluoncvs_custom_model():
                  "128", "--image-short", "96", "--image-max-size", "128", "--rpn-channel", "64",
                  "--rcnn-num-samples", "64", "--num-mask-head-convs", "1", "--no-pretrained-base")
     name, overrides = network_spec(args, per_device_batch=1, num_devices=1)
-    assert name == "custom_mask_rcnn_fpn"
+    assert name == "custom_mask_rcnn_fpn" and overrides["fpn_norm"] == "syncbn"
+    from gluon_maskrcnn.engine.loading import checkpoint_model
+
+    saved_name, saved = checkpoint_model(vars(args))  # a checkpoint of this run rebuilds the same net
+    assert saved_name == name
+    assert (saved["fpn_norm"], saved["base_network_name"], saved["num_fcn_convs"]) == ("syncbn", "resnet34_v1b", 1)
     net = gm.get_model(name, classes=["a", "b"], pretrained_base=False, **overrides)
     out = net(nd.random.normal(shape=(1, 3, 96, 128)))
     assert net.short == 96 and net.sampler.num_sample == 64 and out.masks.shape[0] == 1
