@@ -19,6 +19,7 @@ from ..data.transforms import TrainTransform
 from ..errors import UserError
 from ..model_zoo import get_model, get_model_list, model_config
 from ..modeling.losses import LOSS_NAMES
+from ..modeling.norm import reserve_cpu_temp_space
 from .amp import DynamicLossScaler, enable_amp, gradients_finite
 from .checkpoint import checkpoint_args, load_checkpoint, save_checkpoint
 from .cli import contexts
@@ -120,11 +121,9 @@ class _Run:
         self.dist = Distributed(args.kv_store, args.horovod)
         self.ctx = contexts(args)
         self.dist.check_contexts(self.ctx)
-        if args.norm == "syncbn" and len(self.ctx) > 1 and self.ctx[0].device_type == "cpu":
-            raise UserError("--norm-layer syncbn with --cpu-contexts %d: MXNet 1.9's SyncBatchNorm "
-                            "deadlocks across CPU contexts in this network's training step; use "
-                            "--cpu-contexts 1 (SyncBN then normalises that context's images) or GPUs"
-                            % len(self.ctx))
+        self.syncbn_on_cpus = args.norm == "syncbn" and len(self.ctx) > 1 and self.ctx[0].device_type == "cpu"
+        if self.syncbn_on_cpus:
+            reserve_cpu_temp_space()  # before any operator: MXNet reads it once
         self.out_dir = os.path.dirname(os.path.abspath(args.save_prefix)) or "."
         self.log = MetricsLog(args.save_prefix + "_metrics.jsonl") if self.dist.is_root else None
         self.train_set = _dataset(args, args.train_split, "--train-split", skip_empty=True)
@@ -137,6 +136,8 @@ class _Run:
             self.loss_scaler = DynamicLossScaler()
         _reseed(args.seed, -1)  # the same initial weights on every worker (and rank 0's are broadcast)
         self.net, self.cfg = build_network(args, self.train_set.classes, per_device, self.ctx)
+        if self.syncbn_on_cpus:  # see reserve_cpu_temp_space: MXNet's operators only
+            self.net.fast_ops = False
         if args.use_ext and not nvidia_coco_api():
             logger.info("--use-ext: NVIDIA's COCO API is not installed; evaluating with pycocotools")
         if args.verbose:

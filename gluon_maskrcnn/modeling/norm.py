@@ -9,13 +9,41 @@ that operator's defaults (``fix_gamma=True``, ``eps=1e-3``) and statistics named
 ``moving_mean`` / ``moving_var``; :class:`PyramidNorm` computes the same and keeps those names,
 so that GluonCV's parameter files load into ours.
 """
+import os
+
 import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon import nn
 
-__all__ = ["NORMS", "norm_layer", "PyramidNorm"]
+__all__ = ["NORMS", "norm_layer", "PyramidNorm", "CPU_SYNCBN_TEMP_COPIES", "reserve_cpu_temp_space"]
 
 NORMS = ("frozen", "bn", "syncbn")
+
+# Scratch buffers that MXNet's CPU contexts take in turn: enough that no two operators of one
+# training step of a zoo model over a few CPU contexts share one (see reserve_cpu_temp_space).
+CPU_SYNCBN_TEMP_COPIES = 1024
+
+
+def reserve_cpu_temp_space(copies=CPU_SYNCBN_TEMP_COPIES):
+    """Let SyncBatchNorm run over several CPU contexts without deadlock. Returns the setting.
+
+    MXNet gives each GPU its own scratch (temp-space) buffers, but every CPU context draws from
+    one shared ring of ``MXNET_CPU_TEMP_COPY`` buffers (default 4), and an operator holds its
+    buffer's engine variable while it runs. A SyncBatchNorm of context 0 waits at its layer's
+    barrier for context 1; a convolution of context 0 queued behind it holds the turn on a
+    buffer that context 1's convolution before the same barrier needs: neither moves. With a ring
+    longer than the operators of one step, no two of them share a buffer. Buffers are allocated
+    when first used, each the size its operator asks for. (Extension-library operators, such as
+    :mod:`gluon_maskrcnn.ops`, also take MXNet's one CPU parallel-random resource, whose copies
+    cost megabytes each: a network that syncs over CPU contexts runs without them.)
+
+    MXNet reads the variable when it first hands out a buffer, so this must run before the
+    process's first operator that uses one (the trainer calls it before building the network);
+    a larger value already set is kept.
+    """
+    current = int(os.environ.get("MXNET_CPU_TEMP_COPY", "4"))
+    os.environ["MXNET_CPU_TEMP_COPY"] = str(max(current, int(copies)))
+    return int(os.environ["MXNET_CPU_TEMP_COPY"])
 
 
 def norm_layer(kind, num_devices=None):

@@ -94,7 +94,6 @@ def _run_script(script, *argv, cwd):
     (["--gpus", "", "--network", "resnet7_v1b"], "--network resnet7_v1b"),
     (["--gpus", "", "--pretrained", "missing.params"], "missing.params"),
     (["--gpus", "", "--amp"], "--amp"),
-    (["--gpus", "", "--cpu-contexts", "2", "--norm-layer", "syncbn"], "deadlocks across CPU contexts"),
 ])
 def test_user_errors_are_one_line_with_exit_status_2(tmp_path, argv, words):
     if argv[:2] == ["--gpus", "0"] and mx.context.num_gpus() > 0:
@@ -201,8 +200,7 @@ def test_fine_tuning_from_gluoncvs_published_coco_file_layout(tiny_root, tmp_pat
 
 def test_the_syncbn_model_trains():
     """A few training steps of mask_rcnn_fpn_syncbn_resnet18_v1b_coco, hybridized, on one
-    context (over several CPU contexts MXNet 1.9's SyncBatchNorm deadlocks in this network's
-    step, which the trainer refuses with a one-line error: see the test above)."""
+    context (two contexts: test_distributed.py)."""
     import gluon_maskrcnn as gm
     from helpers import TINY, TINY_CLASSES, tiny_batch
     from gluon_maskrcnn.model_zoo import PRESETS

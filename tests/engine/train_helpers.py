@@ -9,6 +9,9 @@ SMALL = ["--network", "resnet18_v1b", "--use-fpn", "--gpus", "", "--no-pretraine
          "--batch-size", "1"]
 
 
+def make_argv(root, prefix, *extra):
+    return SMALL + ["--dataset-root", root, "--save-prefix", prefix] + list(extra)
+
+
 def make_args(root, prefix, *extra):
-    return apply_recipe(build_parser().parse_args(SMALL + ["--dataset-root", root, "--save-prefix", prefix]
-                                                     + list(extra)))
+    return apply_recipe(build_parser().parse_args(make_argv(root, prefix, *extra)))
