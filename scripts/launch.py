@@ -13,12 +13,14 @@ def main():
     parser.add_argument("-n", "--num-workers", type=int, required=True)
     parser.add_argument("-s", "--num-servers", type=int, default=1)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--grace", type=int, default=120,
+                        help="after SIGTERM, seconds to wait for the workers' checkpoint")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the worker command after --")
-    sys.exit(launch_local(command, args.num_workers, args.num_servers, args.host))
+    sys.exit(launch_local(command, args.num_workers, args.num_servers, args.host, grace=args.grace))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,14 @@
 
 MXNet's own ``tools/launch.py`` fails on Python 3.11 (``Thread.isAlive``). This one starts a
 scheduler, ``num_servers`` servers and ``num_workers`` workers as child processes with the
-DMLC environment, streams their output with a role prefix, and returns the first non-zero
-worker exit code (stopping the others).
+DMLC environment and streams their output with a role prefix.
+
+No job is left hanging: when a worker exits non-zero, or the scheduler or a server exits while
+workers run, it names that process and its exit code, stops the others (SIGTERM, then SIGKILL
+after 10 s: a worker blocked on a dead peer cannot finish its step) and returns that code.
+SIGTERM or SIGINT to the launcher is passed on to the workers, which finish their step, write a
+checkpoint and exit with the preemption code; the launcher waits for them (``grace`` seconds at
+most) and returns their code.
 """
 import os
 import signal
@@ -13,7 +19,7 @@ import sys
 import threading
 import time
 
-__all__ = ["launch_local", "free_port"]
+__all__ = ["launch_local", "free_port", "describe_exit"]
 
 
 def free_port(host="127.0.0.1"):
@@ -45,6 +51,16 @@ def _start(cmd, env, prefix, sink):
     return proc
 
 
+def describe_exit(code):
+    """``exit code 3``, or ``killed by SIGKILL`` for a negative Popen return code."""
+    if code is not None and code < 0:
+        try:
+            return "killed by %s" % signal.Signals(-code).name
+        except ValueError:
+            return "killed by signal %d" % -code
+    return "exit code %s" % code
+
+
 def _stop(procs, timeout=10):
     for proc in procs:
         if proc.poll() is None:
@@ -57,27 +73,98 @@ def _stop(procs, timeout=10):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+class _Forwarded:
+    """While active (main thread only), SIGTERM / SIGINT to this process are recorded instead
+    of stopping it, so that the launcher can pass them on and wait."""
+
+    def __init__(self):
+        self.signal, self._previous = None, {}
+
+    def _record(self, signum, frame):
+        self.signal = signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._record)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+def _first_failure(workers, helpers):
+    """(description, exit code) of the first process whose end stops the job, or None."""
+    for proc in workers:
+        if proc.poll() not in (None, 0):
+            return proc.name, proc.returncode
+    if any(w.poll() is None for w in workers):
+        for proc in helpers:
+            if proc.poll() is not None:
+                return proc.name, proc.returncode or 1
+    return None
+
+
+def _wait_after_signal(workers, grace, say):
+    """Pass the signal to the workers and wait up to ``grace`` seconds for them to checkpoint
+    and exit; returns their exit code (the first non-zero one)."""
+    say("stopping: SIGTERM to the workers, waiting up to %d s for their checkpoint" % grace)
+    for proc in workers:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.time() + grace
+    while any(w.poll() is None for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    codes = [w.poll() for w in workers]
+    return next((c for c in codes if c), 0) if None not in codes else 124
+
+
 def launch_local(command, num_workers, num_servers=1, host="127.0.0.1", env=None, timeout=None,
-                 sink=sys.stdout):
+                 sink=sys.stdout, grace=120):
     """Run ``command`` (a list) as ``num_workers`` dist_sync workers; returns the exit code."""
     port = free_port(host)
+
+    def say(message):
+        sink.write("[launcher] %s\n" % message)
+        sink.flush()
+
     idle = [sys.executable, "-c", "import mxnet"]  # scheduler/server loop runs at import
     helpers = [_start(idle, _env("scheduler", num_workers, num_servers, port, host, env), "[scheduler] ", sink)]
-    helpers += [_start(idle, _env("server", num_workers, num_servers, port, host, env), "[server %d] " % i, sink)
-                for i in range(num_servers)]
-    workers = [_start(command, _env("worker", num_workers, num_servers, port, host,
-                                    dict(env or {}, GLUON_MASKRCNN_WORKER_INDEX=str(i))), "[worker %d] " % i, sink)
-               for i in range(num_workers)]
+    helpers[0].name = "the scheduler"
+    for i in range(num_servers):
+        helpers.append(_start(idle, _env("server", num_workers, num_servers, port, host, env),
+                              "[server %d] " % i, sink))
+        helpers[-1].name = "server %d" % i
+    workers = []
+    for i in range(num_workers):
+        workers.append(_start(command, _env("worker", num_workers, num_servers, port, host,
+                                            dict(env or {}, GLUON_MASKRCNN_WORKER_INDEX=str(i))),
+                              "[worker %d] " % i, sink))
+        workers[-1].name = "worker %d" % i
     start, code = time.time(), 0
     try:
-        while any(w.poll() is None for w in workers):
-            failed = [w.returncode for w in workers if w.poll() not in (None, 0)]
-            if failed or (timeout and time.time() - start > timeout):
-                code = failed[0] if failed else 124
-                break
-            time.sleep(0.2)
-        else:
-            code = next((w.returncode for w in workers if w.returncode), 0)
+        with _Forwarded() as received:
+            while any(w.poll() is None for w in workers):
+                failure = _first_failure(workers, helpers)
+                if failure:
+                    name, code = failure
+                    say("%s ended (%s); stopping the others" % (name, describe_exit(code)))
+                    break
+                if received.signal is not None:
+                    code = _wait_after_signal(workers, grace, say)
+                    break
+                if timeout and time.time() - start > timeout:
+                    say("timeout after %d s; stopping every process" % timeout)
+                    code = 124
+                    break
+                time.sleep(0.2)
+            else:
+                failed = [w for w in workers if w.returncode]
+                if failed:
+                    code = failed[0].returncode
+                    say("%s ended (%s)" % (failed[0].name, describe_exit(code)))
     finally:
         _stop(workers)
         for helper in helpers:
@@ -88,4 +175,4 @@ def launch_local(command, num_workers, num_servers=1, host="127.0.0.1", env=None
         _stop(helpers)
         for proc in workers + helpers:  # the last lines a process printed reach the sink too
             proc.pump.join(timeout=5)
-    return code
+    return code if code >= 0 else 128 - code
