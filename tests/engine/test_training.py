@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from train_helpers import make_args
-from gluon_maskrcnn.engine.checkpoint import load_checkpoint
+from gluon_maskrcnn.engine.checkpoint import CheckpointError, load_checkpoint
 from gluon_maskrcnn.engine.schedule import learning_rate
 from gluon_maskrcnn.engine.trainer import NonFiniteLossError, fit
 from gluon_maskrcnn.internals import structural_params, trainer_params
@@ -180,7 +180,7 @@ def test_nonfinite_loss_stops_with_a_checkpoint(tiny_root, tmp_path):
 
 
 def test_incomplete_checkpoint_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="incomplete or missing"):
+    with pytest.raises(CheckpointError, match="incomplete or missing"):
         load_checkpoint(str(tmp_path / "nothing"), None)
 
 
