@@ -6,7 +6,8 @@ import sys
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))  # MXNet uses half the cores otherwise
 
 from gluon_maskrcnn.engine.cli import build_parser, apply_recipe  # noqa: E402
-from gluon_maskrcnn.engine.trainer import NonFiniteLossError, WorkersDivergedError, fit  # noqa: E402
+from gluon_maskrcnn.engine.preemption import PREEMPTED_EXIT_CODE  # noqa: E402
+from gluon_maskrcnn.engine.trainer import NonFiniteLossError, TrainingStopped, WorkersDivergedError, fit  # noqa: E402
 from gluon_maskrcnn.errors import run_main  # noqa: E402
 
 
@@ -21,6 +22,9 @@ def main(argv=None):
     except WorkersDivergedError as err:
         logging.error("%s", err)
         return 4
+    except TrainingStopped as err:  # SIGTERM / SIGINT: a scheduler re-runs with --resume auto
+        logging.warning("%s", err)
+        return PREEMPTED_EXIT_CODE
     metrics = state.get("last_metrics")
     if metrics:
         print("final segm AP %.3f, bbox AP %.3f" % (metrics["segm"]["AP"], metrics["bbox"]["AP"]))

@@ -37,9 +37,13 @@ class AspectRatioBatchSampler:
         self.last_batch = last_batch
         self.with_epoch = with_epoch
         self.epoch = 0
+        self.skip = 0
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch, skip=0):
+        """Iterate epoch ``epoch``'s batches from batch ``skip`` on (a run resumed mid-epoch
+        sees the rest of the same order)."""
         self.epoch = epoch
+        self.skip = skip
 
     def global_batches(self):
         """This epoch's global batches (lists of image indices), the same for every shard."""
@@ -61,9 +65,11 @@ class AspectRatioBatchSampler:
         return [shard.tolist() for shard in shards]
 
     def __iter__(self):
+        batches = self._batches()[self.skip:]
         if self.with_epoch:
-            return iter([[(i, self.epoch) for i in batch] for batch in self._batches()])
-        return iter(self._batches())
+            return iter([[(i, self.epoch) for i in batch] for batch in batches])
+        return iter(batches)
 
     def __len__(self):
-        return len(self._batches())
+        """Batches left in this epoch (all of them unless ``set_epoch`` skipped some)."""
+        return max(0, len(self._batches()) - self.skip)

@@ -56,7 +56,8 @@ def build_parser():
     a("--num-workers", "-j", dest="num_workers", type=int, default=None,
       help="DataLoader worker processes (default 4)")
     a("--save-prefix", default=None, help="default runs/mask_rcnn")
-    a("--resume", default="", help="checkpoint prefix, e.g. runs/mask_rcnn-last")
+    a("--resume", default="", help="checkpoint prefix (runs/mask_rcnn-last), or 'auto': the newest "
+      "complete checkpoint of --save-prefix, or a fresh start when there is none")
     a("--start-epoch", type=int, default=0)
     a("--val-interval", type=int, default=None, help="evaluate every N epochs (0: never)")
     a("--val-loss", action="store_true", help="also compute the five losses on the val split")
@@ -74,6 +75,11 @@ def build_parser():
       "heads (GluonCV's mask_rcnn_fpn_syncbn_* models); 'bn' means the same, as in GluonCV")
     a("--save-interval", type=int, default=0,
       help="also keep PREFIX-epochNNNN every N epochs (0: only -last and -best)")
+    a("--save-interval-iters", type=int, default=0,
+      help="also write PREFIX-last every N iterations, with all an exact resume needs (0: at "
+      "the end of each epoch only)")
+    a("--keep-checkpoints", type=int, default=0,
+      help="keep the K newest iteration checkpoints PREFIX-iterNNNNNNN besides -last and -best")
     a("--rpn-smoothl1-rho", type=float, default=1.0 / 9,
       help="RPN box loss: smooth-L1 turns into L1 past this (0: L1)")
     a("--rcnn-smoothl1-rho", type=float, default=1.0, help="R-CNN box loss: the same, for the boxes")

@@ -103,6 +103,13 @@ class Distributed:
         data = ((words >> np.array([16, 8, 0])) & 255).astype(np.uint8).reshape((self.num_workers, -1))
         return [pickle.loads(data[rank, :sizes[rank]].tobytes()) for rank in range(self.num_workers)]
 
+    def any_worker(self, flag):
+        """Whether ``flag`` is true on any worker: the same answer on all, so all stop at the
+        same step. Every worker must call it at the same point."""
+        if self.num_workers == 1:
+            return bool(flag)
+        return float(self._sum_over_workers(mx.nd.array([1.0 if flag else 0.0])).asscalar()) > 0
+
     def _sum_over_workers(self, vector):
         """The element-wise sum of a 1-D float32 ``vector`` over all workers."""
         if self.horovod:

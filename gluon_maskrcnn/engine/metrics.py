@@ -21,6 +21,12 @@ class RunningMean:
             self.sums[name] = self.sums.get(name, 0.0) + float(value)
         self.count += 1
 
+    def state_dict(self):
+        return {"sums": dict(self.sums), "count": self.count}
+
+    def load_state_dict(self, state):
+        self.sums, self.count = dict(state["sums"]), int(state["count"])
+
     def means(self):
         return {name: total / max(self.count, 1) for name, total in self.sums.items()}
 
@@ -37,6 +43,14 @@ class MetricsLog:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         return record
+
+    def drop_after(self, iteration):
+        """Remove the records of iterations after ``iteration`` (a run resumed from there
+        writes them again)."""
+        kept = [r for r in self.read() if r.get("iteration", 0) <= iteration]
+        with open(self.path + ".tmp", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        os.replace(self.path + ".tmp", self.path)
 
     def read(self):
         if not os.path.exists(self.path):

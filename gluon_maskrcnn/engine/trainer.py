@@ -21,18 +21,20 @@ from ..model_zoo import get_model, get_model_list, model_config
 from ..modeling.losses import LOSS_NAMES
 from ..modeling.norm import reserve_cpu_temp_space
 from .amp import DynamicLossScaler, enable_amp, gradients_finite
-from .checkpoint import checkpoint_args, load_checkpoint, save_checkpoint
+from .checkpoint import (checkpoint_args, find_latest_checkpoint, iteration_checkpoint_name, link_checkpoint,
+                         load_checkpoint, prune_checkpoints, save_checkpoint)
 from .cli import contexts
 from .custom_model import custom_model_overrides
 from .distributed import Distributed
 from .evaluation import evaluate, format_metrics, nvidia_coco_api
 from .loading import load_model, model_name
 from .metrics import MetricsLog, RunningMean, plot_curves
+from .preemption import StopSignals, TrainingStopped
 from .recipes import MODEL_SIZE_KEYS
 from .schedule import default_lr, default_warmup, learning_rate
 from .validation import validation_losses
 
-__all__ = ["fit", "train_step", "forward_backward", "network_spec", "NonFiniteLossError",
+__all__ = ["fit", "TrainingStopped", "train_step", "forward_backward", "network_spec", "NonFiniteLossError",
            "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts", "no_bias_decay"]
 
 logger = logging.getLogger("gluon_maskrcnn")
@@ -161,7 +163,8 @@ class _Run:
             "learning_rate": self.base_lr, "wd": args.wd, "momentum": args.momentum})
         self.clip_norm = args.clip_gradient if args.clip_gradient and args.clip_gradient > 0 else None
         self.dist.broadcast_parameters(self.net)
-        self.state = dict(epoch=0, iteration=0, best_segm_ap=-1.0, args=vars(args))
+        # epoch: epochs done; epoch_batches: batches done of the next one (a mid-epoch checkpoint)
+        self.state = dict(epoch=0, epoch_batches=0, iteration=0, best_segm_ap=-1.0, args=vars(args))
 
     def lr(self, iteration):
         a = self.args
@@ -171,11 +174,37 @@ class _Run:
                              mode=a.lr_mode, decay_iters=decay, decay_factor=a.lr_decay)
 
     def checkpoint(self, name):
+        """Write ``PREFIX-name`` (rank 0 only); returns its prefix."""
         if self.loss_scaler is not None:
             self.state["loss_scale"] = self.loss_scaler.state_dict()
         if self.dist.is_root:
             return save_checkpoint("%s-%s" % (self.args.save_prefix, name), self.net, self.trainer, self.state)
         return None
+
+    def save_progress(self, epoch_mean, also=()):
+        """The resumable checkpoint of this iteration: ``PREFIX-iterNNNNNNN``, then ``PREFIX-last``
+        (and the names in ``also``) pointed at the same files, then the numbered ones beyond
+        ``--keep-checkpoints`` deleted. At every moment one complete checkpoint exists."""
+        self.state["epoch_mean"] = epoch_mean.state_dict()
+        self.state["numpy_rng"] = _numpy_rng_state()
+        numbered = self.checkpoint(iteration_checkpoint_name(self.state["iteration"]))
+        if numbered is None:
+            return None
+        prefix = self.args.save_prefix
+        for name in ("last",) + tuple(also):
+            link_checkpoint(numbered, "%s-%s" % (prefix, name))
+        prune_checkpoints(prefix, self.args.keep_checkpoints or 0)
+        return prefix + "-last"
+
+
+def _numpy_rng_state():
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _set_numpy_rng_state(state):
+    kind, keys, pos, has_gauss, cached = state
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
 def _dataset(args, split, flag, skip_empty):
@@ -332,50 +361,101 @@ def _evaluate(run, epoch):
 
 
 def _resume(run):
+    """Load ``--resume`` (``auto``: rank 0's newest complete checkpoint of ``--save-prefix``, or
+    nothing); returns whether a checkpoint was loaded."""
     args = run.args
-    state = load_checkpoint(args.resume, run.net, run.trainer, ctx=run.ctx)
-    run.state.update(epoch=state["epoch"], iteration=state["iteration"],
-                     best_segm_ap=state.get("best_segm_ap", -1.0))
+    prefix, state = args.resume, None
+    if args.resume == "auto":
+        prefix, state = find_latest_checkpoint(args.save_prefix) if run.dist.is_root else (None, None)
+        prefix = run.dist.all_gather(prefix)[0]  # every worker loads rank 0's choice
+        if prefix is None:
+            logger.info("--resume auto: no complete checkpoint of %s; starting fresh", args.save_prefix)
+            return False
+    state = load_checkpoint(prefix, run.net, run.trainer, ctx=run.ctx, verified_state=state)
+    run.state.update(epoch=state["epoch"], epoch_batches=state.get("epoch_batches", 0),
+                     iteration=state["iteration"], best_segm_ap=state.get("best_segm_ap", -1.0))
+    for key in ("epoch_mean", "numpy_rng"):
+        if key in state:
+            run.state[key] = state[key]
     if run.loss_scaler is not None and "loss_scale" in state:
         run.loss_scaler.load_state_dict(state["loss_scale"])
-    logger.info("resumed from %s at epoch %d", args.resume, state["epoch"])
+    if run.log:
+        run.log.drop_after(state["iteration"])
+    logger.info("resumed from %s at epoch %d, batch %d of %d (iteration %d)", prefix, state["epoch"] + 1,
+                run.state["epoch_batches"], run.iters_per_epoch, state["iteration"])
+    return True
+
+
+def _start_epoch(run, epoch):
+    """Position the data and RNGs at the start of ``epoch``, or where a mid-epoch checkpoint
+    stopped; returns (epoch's running loss mean, batches already done)."""
+    _reseed(run.args.seed, epoch)
+    mean = RunningMean()
+    done = run.state.get("epoch_batches", 0) if epoch == run.state["epoch"] else 0
+    if done:
+        mean.load_state_dict(run.state["epoch_mean"])
+        _set_numpy_rng_state(run.state["numpy_rng"])
+    run.sampler.set_epoch(epoch, skip=done)
+    return mean, done
+
+
+def _train_epoch(run, epoch, stop):
+    """One epoch (or its rest); raises :class:`TrainingStopped` after a signal."""
+    from .progress import Progress
+
+    args = run.args
+    mean, done = _start_epoch(run, epoch)
+    progress = Progress(run.iters_per_epoch - done, "epoch %d/%d" % (epoch + 1, args.epochs),
+                        enabled=run.dist.is_root and not args.quiet)
+    for i, batch in enumerate(run.loader, start=done):
+        run.trainer.set_learning_rate(run.lr(run.state["iteration"]))
+        values = train_step(run, batch)
+        mean.update(values)
+        run.state["iteration"] += 1
+        run.state["epoch_batches"] = i + 1
+        progress.update(mean.means(), batch[0].shape[0])
+        if run.log and (i + 1) % args.log_interval == 0:
+            run.log.write("interval", epoch=epoch, iteration=run.state["iteration"],
+                          lr=run.trainer.learning_rate, **mean.means())
+        last_of_epoch = i + 1 == run.iters_per_epoch
+        saved = None
+        if args.save_interval_iters and run.state["iteration"] % args.save_interval_iters == 0 and not last_of_epoch:
+            saved = run.save_progress(mean)
+        if run.dist.any_worker(stop.requested):  # all workers stop at the same iteration
+            progress.close()
+            saved = saved or run.save_progress(mean)
+            run.dist.close()
+            raise TrainingStopped("stopped by %s at epoch %d, batch %d of %d (iteration %d); checkpoint %s; "
+                                  "continue with --resume auto" % (stop.requested or "a signal to another worker",
+                                                                   epoch + 1, i + 1, run.iters_per_epoch,
+                                                                   run.state["iteration"], saved), saved)
+    progress.close()
+    return mean
 
 
 def fit(args):
-    """Train as ``args`` say; returns the run state (epoch, iteration, best AP, last metrics)."""
-    from .progress import Progress
+    """Train as ``args`` say; returns the run state (epoch, iteration, best AP, last metrics).
 
-    run = _Run(args)
-    if args.resume:
-        _resume(run)
-    elif args.start_epoch:
-        run.state["epoch"] = args.start_epoch
-    for epoch in range(run.state["epoch"], args.epochs):
-        _reseed(args.seed, epoch)
-        run.sampler.set_epoch(epoch)
-        mean = RunningMean()
-        progress = Progress(run.iters_per_epoch, "epoch %d/%d" % (epoch + 1, args.epochs),
-                            enabled=run.dist.is_root and not args.quiet)
-        for i, batch in enumerate(run.loader):
-            run.trainer.set_learning_rate(run.lr(run.state["iteration"]))
-            values = train_step(run, batch)
-            mean.update(values)
-            run.state["iteration"] += 1
-            progress.update(mean.means(), batch[0].shape[0])
-            if run.log and (i + 1) % args.log_interval == 0:
-                run.log.write("interval", epoch=epoch, iteration=run.state["iteration"],
-                              lr=run.trainer.learning_rate, **mean.means())
-        progress.close()
-        _check_workers_agree(run, epoch)
-        run.state["epoch"] = epoch + 1
-        if run.log:
-            run.log.write("epoch", epoch=epoch, iteration=run.state["iteration"], **mean.means())
-        run.checkpoint("last")
-        if args.save_interval and (epoch + 1) % args.save_interval == 0:
-            run.checkpoint("epoch%04d" % (epoch + 1))
-        if run.val_set is not None and ((epoch + 1) % args.val_interval == 0 or epoch + 1 == args.epochs):
-            run.state["last_metrics"] = _evaluate(run, epoch + 1)
-            run.checkpoint("last")
+    SIGTERM or SIGINT stops it after the step in progress, with a checkpoint, by raising
+    :class:`TrainingStopped`; ``--resume auto`` continues exactly where it stopped.
+    """
+    with StopSignals() as stop:  # before the DataLoader's workers fork: they inherit it
+        run = _Run(args)
+        if args.resume:
+            _resume(run)
+        elif args.start_epoch:
+            run.state["epoch"] = args.start_epoch
+        for epoch in range(run.state["epoch"], args.epochs):
+            mean = _train_epoch(run, epoch, stop)
+            _check_workers_agree(run, epoch)
+            run.state.update(epoch=epoch + 1, epoch_batches=0)
+            if run.log:
+                run.log.write("epoch", epoch=epoch, iteration=run.state["iteration"], **mean.means())
+            also = ("epoch%04d" % (epoch + 1),) if args.save_interval and (epoch + 1) % args.save_interval == 0 else ()
+            run.save_progress(mean, also)
+            if run.val_set is not None and ((epoch + 1) % args.val_interval == 0 or epoch + 1 == args.epochs):
+                run.state["last_metrics"] = _evaluate(run, epoch + 1)
+                run.save_progress(mean)
     if run.log:
         plot_curves(run.log.read(), args.save_prefix + "_curves.png")
     run.dist.close()

@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from train_helpers import make_args  # noqa: E402
 
 from gluon_maskrcnn.engine import distributed  # noqa: E402
-from gluon_maskrcnn.engine.trainer import fit  # noqa: E402
+from gluon_maskrcnn.engine.preemption import PREEMPTED_EXIT_CODE  # noqa: E402
+from gluon_maskrcnn.engine.trainer import TrainingStopped, fit  # noqa: E402
 from gluon_maskrcnn.internals import trainer_params  # noqa: E402
 
 
@@ -87,6 +88,10 @@ if engine == "horovod":
     index, flags = os.environ["HOROVOD_RANK"], flags + ["--horovod"]
 else:
     index, flags = os.environ["GLUON_MASKRCNN_WORKER_INDEX"], flags + ["--kv-store", "dist_sync"]
-state = fit(make_args(root, "%s-w%s" % (prefix, index), *flags))
+try:
+    state = fit(make_args(root, "%s-w%s" % (prefix, index), *flags))
+except TrainingStopped as stopped:
+    print("stopped:", stopped, flush=True)
+    sys.exit(PREEMPTED_EXIT_CODE)
 state["net"].save_parameters("%s-final-w%s.params" % (prefix, index))
 print("rank", state["rank"], "iterations", state["iteration"])

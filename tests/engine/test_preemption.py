@@ -1,0 +1,282 @@
+"""Preemption: iteration checkpoints, SIGTERM and SIGKILL mid-epoch then ``--resume auto``,
+corrupt checkpoints skipped, a full disk, and dist_sync jobs that stop together or not at all."""
+import errno
+import json
+import logging
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon
+
+from train_helpers import make_argv
+from gluon_maskrcnn.data.synthetic import write_synthetic_coco
+from gluon_maskrcnn.engine.checkpoint import (CheckpointError, find_latest_checkpoint, link_checkpoint,
+                                              load_checkpoint, prune_checkpoints, save_checkpoint)
+from gluon_maskrcnn.engine.preemption import PREEMPTED_EXIT_CODE
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TRAIN = os.path.join(ROOT, "scripts", "train_mask_rcnn.py")
+ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")  # the same threads in every run
+EPOCHS = ("--epochs", "2", "--lr", "0.005", "--lr-warmup", "2", "--norm", "frozen")
+NUM_TRAIN = 5  # 5 iterations per epoch, 10 in all
+
+
+@pytest.fixture(scope="module")
+def five_images(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("five"))
+    write_synthetic_coco(root, num_train=NUM_TRAIN, num_val=1, height=96, width=128, seed=3, max_objects=2)
+    return root
+
+
+def _train(root, prefix, *flags):
+    return [sys.executable, TRAIN] + make_argv(root, prefix, *EPOCHS, *flags)
+
+
+def _params(prefix):
+    return {k: v.asnumpy() for k, v in mx.nd.load(prefix + ".params").items()}
+
+
+def _losses(prefix):
+    """{iteration: total loss} of a run's interval records (each iteration once)."""
+    records = [json.loads(line) for line in open(prefix + "_metrics.jsonl")]
+    iterations = [r["iteration"] for r in records if r["kind"] == "interval"]
+    assert len(iterations) == len(set(iterations)), iterations
+    return {r["iteration"]: r["total"] for r in records if r["kind"] == "interval"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(five_images, tmp_path_factory):
+    prefix = str(tmp_path_factory.mktemp("full") / "run")
+    done = subprocess.run(_train(five_images, prefix), env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return prefix
+
+
+def _intervals_written(prefix):
+    path = prefix + "_metrics.jsonl"
+    return sum('"interval"' in line for line in open(path)) if os.path.exists(path) else 0
+
+
+def _start_and_stop_at(argv, prefix, iteration, sig, ready=None):
+    """Start a training process in its own group; once it has logged ``iteration`` iterations
+    (and ``ready()`` holds), send ``sig`` to the group, as a scheduler does; returns the
+    process after it ends."""
+    proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while _intervals_written(prefix) < iteration or (ready and not ready()):
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, sig)
+    proc.output = proc.communicate(timeout=300)[0]
+    return proc
+
+
+def _resume_and_compare(five_images, prefix, uninterrupted, *flags):
+    done = subprocess.run(_train(five_images, prefix, "--resume", "auto", *flags), env=ENV, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed from" in done.stderr
+    got, want = _params(prefix + "-last"), _params(uninterrupted + "-last")
+    for key in want:  # bit for bit: one CPU context
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    # the same images in the same order, each once: every iteration's loss is the same
+    assert _losses(prefix) == _losses(uninterrupted)
+    return done
+
+
+def test_sigterm_mid_epoch_then_resume_auto_ends_as_the_uninterrupted_run(five_images, uninterrupted, tmp_path):
+    prefix = str(tmp_path / "term")
+    stop_after = random.Random().randint(1, 2 * NUM_TRAIN - 2)  # never at the very end
+    # DataLoader workers in the same process group get the signal too, and keep serving
+    proc = _start_and_stop_at(_train(five_images, prefix, "--num-workers", "2"), prefix, stop_after,
+                              signal.SIGTERM)
+    assert proc.returncode == PREEMPTED_EXIT_CODE, proc.output[-3000:]
+    assert "stopped by SIGTERM" in proc.output and "--resume auto" in proc.output
+    state = json.load(open(prefix + "-last.json"))
+    assert stop_after <= state["iteration"] < 2 * NUM_TRAIN, (stop_after, state["iteration"])
+    print("SIGTERM after iteration %d: stopped at %d" % (stop_after, state["iteration"]))
+    _resume_and_compare(five_images, prefix, uninterrupted)
+
+
+def test_sigkill_after_an_iteration_checkpoint_then_resume_auto(five_images, uninterrupted, tmp_path):
+    prefix = str(tmp_path / "kill")
+
+    def mid_epoch_checkpoint():
+        try:
+            return json.load(open(prefix + "-last.json"))["epoch_batches"] > 0
+        except (OSError, ValueError):
+            return False
+
+    flags = ("--save-interval-iters", "3", "--keep-checkpoints", "2")
+    proc = _start_and_stop_at(_train(five_images, prefix, *flags), prefix, 4, signal.SIGKILL,
+                              ready=mid_epoch_checkpoint)
+    assert proc.returncode == -signal.SIGKILL
+    state = json.load(open(prefix + "-last.json"))
+    assert state["iteration"] % 3 == 0 and state["epoch_batches"] > 0
+    _resume_and_compare(five_images, prefix, uninterrupted, *flags)
+    numbered = sorted(f for f in os.listdir(str(tmp_path)) if f.startswith("kill-iter") and f.endswith(".json"))
+    assert numbered == ["kill-iter0000009.json", "kill-iter0000010.json"]  # the 2 newest kept
+
+
+def _tiny_checkpoint(prefix, value):
+    net = gluon.nn.Dense(2, in_units=3)
+    net.initialize(mx.init.Constant(value))
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    with mx.autograd.record():
+        loss = net(mx.nd.ones((1, 3))).sum()
+    loss.backward()
+    trainer.step(1)
+    save_checkpoint(prefix, net, trainer, {"iteration": int(value), "epoch": 0})
+    return net, trainer
+
+
+def test_a_corrupt_newest_checkpoint_is_named_and_skipped(tmp_path, caplog):
+    run = str(tmp_path / "run")
+    _tiny_checkpoint(run + "-iter0000002", 2.0)
+    _tiny_checkpoint(run + "-iter0000004", 4.0)
+    link_checkpoint(run + "-iter0000004", run + "-last")
+    with open(run + "-iter0000004.params", "r+b") as f:  # the newest, and -last with it: truncated
+        f.truncate(os.path.getsize(run + "-iter0000004.params") - 7)
+    with caplog.at_level(logging.WARNING):
+        prefix, state = find_latest_checkpoint(run)
+    assert prefix == run + "-iter0000002" and state["iteration"] == 2
+    warned = caplog.text
+    assert run + "-last" in warned and run + "-iter0000004" in warned and "truncated" in warned
+    with pytest.raises(CheckpointError, match="iter0000004.params"):
+        load_checkpoint(run + "-iter0000004", gluon.nn.Dense(2, in_units=3))
+
+    with open(run + "-iter0000002.states", "r+b") as f:  # same size, one byte changed
+        f.seek(10)
+        byte = f.read(1)
+        f.seek(10)
+        f.write(bytes([byte[0] ^ 1]))
+    assert find_latest_checkpoint(run) == (None, None)
+    assert "iter0000002.states does not match its checksum" in caplog.text
+
+
+def test_keep_checkpoints_keeps_the_newest_numbered_ones(tmp_path):
+    run = str(tmp_path / "run")
+    for iteration in (3, 6, 9, 12):
+        _tiny_checkpoint("%s-iter%07d" % (run, iteration), float(iteration))
+    prune_checkpoints(run, 2)
+    assert sorted(os.listdir(str(tmp_path))) == sorted(
+        "run-iter%07d%s" % (i, s) for i in (9, 12) for s in (".json", ".params", ".states"))
+
+
+class _FullDisk:
+    """A network whose parameter file write fails half-way with ENOSPC."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def save_parameters(self, path):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+def test_a_full_disk_names_the_path_and_keeps_the_previous_checkpoint(tmp_path):
+    prefix = str(tmp_path / "run-last")
+    net, trainer = _tiny_checkpoint(prefix, 1.0)
+    with pytest.raises(CheckpointError) as raised:
+        save_checkpoint(prefix, _FullDisk(net), trainer, {"iteration": 2, "epoch": 0})
+    assert prefix + ".params" in str(raised.value) and "disk is full" in str(raised.value)
+    assert sorted(os.listdir(str(tmp_path))) == ["run-last.json", "run-last.params", "run-last.states"]
+    again = gluon.nn.Dense(2, in_units=3)
+    state = load_checkpoint(prefix, again)
+    assert state["iteration"] == 1
+    np.testing.assert_array_equal(again.weight.data().asnumpy(), net.weight.data().asnumpy())
+
+
+def test_an_unwritable_folder_names_the_path(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    _tiny_checkpoint(str(folder / "run-last"), 1.0)
+    os.chmod(str(folder), 0o500)
+    try:
+        if os.access(str(folder), os.W_OK):
+            pytest.skip("running as a user who may write anywhere")
+        with pytest.raises(CheckpointError, match="run-last.params"):
+            _tiny_checkpoint(str(folder / "run-last"), 2.0)
+        assert load_checkpoint(str(folder / "run-last"), gluon.nn.Dense(2, in_units=3))["iteration"] == 1
+    finally:
+        os.chmod(str(folder), 0o700)
+
+
+LAUNCH = os.path.join(ROOT, "scripts", "launch.py")
+DIST_ENV = dict(ENV, DMLC_NODE_HOST="127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def twelve_images(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("twelve"))
+    write_synthetic_coco(root, num_train=12, num_val=1, height=96, width=128, seed=4, max_objects=2)
+    return root
+
+
+def _launch_dist_sync(root, prefix):
+    """scripts/launch.py with two dist_sync workers of tests/engine/dist_worker.py (each
+    worker's files are PREFIX-wN*; rank 0 alone writes checkpoints)."""
+    argv = [sys.executable, LAUNCH, "-n", "2", "-s", "1", "--", sys.executable, os.path.join(HERE, "dist_worker.py"),
+            root, prefix, "dist_sync", *EPOCHS]
+    return subprocess.Popen(argv, env=DIST_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_iterations(proc, prefix, count):
+    deadline = time.time() + 300
+    while max(_intervals_written("%s-w%d" % (prefix, i)) for i in (0, 1)) < count:
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.1)
+
+
+def _pid_of_worker(prefix, index):
+    """The pid of dist worker ``index`` of the job writing to ``prefix``."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = open("/proc/%s/cmdline" % pid, "rb").read().decode(errors="replace")
+            environ = open("/proc/%s/environ" % pid, "rb").read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "dist_worker.py" in cmdline and prefix in cmdline and "GLUON_MASKRCNN_WORKER_INDEX=%d" % index in environ:
+            return int(pid)
+    raise AssertionError("no worker %d of %s" % (index, prefix))
+
+
+def test_sigterm_to_the_launcher_stops_every_dist_sync_worker_at_one_iteration(twelve_images, tmp_path):
+    prefix = str(tmp_path / "dist")
+    proc = _launch_dist_sync(twelve_images, prefix)
+    _wait_for_iterations(proc, prefix, 2)
+    proc.send_signal(signal.SIGTERM)  # the launcher alone, as a scheduler would stop the job
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == PREEMPTED_EXIT_CODE, output[-3000:]
+    stops = re.findall(r"\[worker (\d)\] stopped: .*\(iteration (\d+)\)", output)
+    assert sorted(w for w, _ in stops) == ["0", "1"] and len({it for _, it in stops}) == 1, output[-3000:]
+    written = [i for i in (0, 1) if os.path.exists("%s-w%d-last.json" % (prefix, i))]
+    assert len(written) == 1, os.listdir(str(tmp_path))  # one checkpoint, by rank 0
+    state = json.load(open("%s-w%d-last.json" % (prefix, written[0])))
+    assert state["iteration"] == int(stops[0][1]) and state["epoch_batches"] > 0
+
+
+def test_a_dead_dist_sync_worker_ends_the_job_naming_it(twelve_images, tmp_path):
+    prefix = str(tmp_path / "dead")
+    proc = _launch_dist_sync(twelve_images, prefix)
+    _wait_for_iterations(proc, prefix, 2)
+    os.kill(_pid_of_worker(prefix, 1), signal.SIGKILL)
+    killed = time.time()
+    output = proc.communicate(timeout=120)[0]
+    assert time.time() - killed < 60, "the launcher took %.0f s to stop the job" % (time.time() - killed)
+    assert proc.returncode == 128 + signal.SIGKILL, output[-3000:]
+    assert "[launcher] worker 1 ended (killed by SIGKILL); stopping the others" in output, output[-3000:]
