@@ -5,8 +5,9 @@ scheduler, ``num_servers`` servers and ``num_workers`` workers as child processe
 DMLC environment and streams their output with a role prefix.
 
 No job is left hanging: when a worker exits non-zero, or the scheduler or a server exits while
-workers run, it names that process and its exit code, stops the others (SIGTERM, then SIGKILL
-after 10 s: a worker blocked on a dead peer cannot finish its step) and returns that code.
+workers still run 15 s later, it names that process and its exit code, stops the others
+(SIGTERM, then SIGKILL after 10 s: a worker blocked on a dead peer cannot finish its step) and
+returns that code.
 SIGTERM or SIGINT to the launcher is passed on to the workers, which finish their step, write a
 checkpoint and exit with the preemption code; the launcher waits for them (``grace`` seconds at
 most) and returns their code.
@@ -95,15 +96,22 @@ class _Forwarded:
         return False
 
 
-def _first_failure(workers, helpers):
-    """(description, exit code) of the first process whose end stops the job, or None."""
+def _first_failure(workers, helpers, helper_grace=15):
+    """(description, exit code) of the first process whose end stops the job, or None.
+
+    The scheduler and servers end when the workers finalise, a moment before the worker
+    processes exit: one that ended is a failure only if workers still run ``helper_grace``
+    seconds later."""
     for proc in workers:
         if proc.poll() not in (None, 0):
             return proc.name, proc.returncode
     if any(w.poll() is None for w in workers):
+        now = time.time()
         for proc in helpers:
             if proc.poll() is not None:
-                return proc.name, proc.returncode or 1
+                proc.ended = getattr(proc, "ended", None) or now
+                if now - proc.ended > helper_grace:
+                    return proc.name, proc.returncode or 1
     return None
 
 
