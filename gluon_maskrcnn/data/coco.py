@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from .flat_annotations import parse_annotations
 
 __all__ = ["COCOInstances", "Instances", "DataError", "read_image", "transform_item"]
 
@@ -127,82 +128,20 @@ class COCOInstances:
         self._file_category_ids = {c["id"] for c in categories}
 
     def _build_index(self, data, skip_empty):
-        per_image = {}
-        for ann in data["annotations"]:
-            per_image.setdefault(ann.get("image_id"), []).append(ann)
-        self.images, self._instances = [], []
-        for image in data["images"]:
-            instances = self._parse_annotations(image, per_image.get(image["id"], []))
-            if skip_empty and len(instances) == 0:
-                self.skipped["image without usable annotations"] += 1
-                continue
-            self.images.append(image)
-            self._instances.append(instances)
-
-    def _parse_annotations(self, image, annotations):
-        width, height = float(image["width"]), float(image["height"])
-        boxes, labels, segms = [], [], []
-        for ann in annotations:
-            if ann.get("category_id") not in self._label_of:
-                if ann.get("category_id") not in self._file_category_ids:
-                    self.skipped["annotation whose category_id is not among the file's categories"] += 1
-                continue  # else a class left out on purpose (``classes``)
-            if ann.get("iscrowd", 0):
-                self.skipped["crowd region (kept out of training targets)"] += 1
-                continue
-            parsed = self._parse_one(ann, width, height)
-            if parsed is None:
-                continue
-            boxes.append(parsed[0])
-            labels.append(self._label_of[ann["category_id"]])
-            segms.append(parsed[1])
-        return Instances(boxes, labels, segms)
-
-    def _parse_one(self, ann, width, height):
-        """(clipped box, segmentation) or None, counting the reason it is dropped."""
-        bbox = ann.get("bbox")
-        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-            self.skipped["annotation without a valid bbox"] += 1
-            return None
-        x, y, w, h = (float(v) for v in bbox)
-        box = np.array([x, y, x + w, y + h], np.float32)
-        clipped = np.clip(box, 0, [width, height, width, height])
-        if not np.array_equal(clipped, box):
-            self.skipped["box clipped to the image"] += 1
-        if min(clipped[2] - clipped[0], clipped[3] - clipped[1]) < self.min_object_size:
-            self.skipped["degenerate or out-of-image box"] += 1
-            return None
-        segm = self._parse_segmentation(ann.get("segmentation"))
-        if segm is None:
-            return None
-        return clipped, segm
-
-    def _parse_segmentation(self, segm):
-        if isinstance(segm, dict) and "counts" in segm and "size" in segm:
-            from pycocotools import mask as mask_utils
-
-            if isinstance(segm["counts"], list) and sum(segm["counts"]) != int(np.prod(segm["size"])):
-                self.skipped["RLE whose counts do not cover its size"] += 1
-                return None
-            rle = segm if not isinstance(segm["counts"], list) else mask_utils.frPyObjects(segm, *segm["size"])
-            if mask_utils.area(rle) == 0:
-                self.skipped["zero-area mask"] += 1
-                return None
-            return ("rle", rle)
-        if isinstance(segm, list):
-            polygons = []
-            for poly in segm:
-                if not isinstance(poly, (list, tuple)) or len(poly) < 6 or len(poly) % 2:
-                    self.skipped["polygon with fewer than 3 points"] += 1
-                    continue
-                polygons.append(np.asarray(poly, np.float32).reshape(-1, 2))
-            area = sum(_polygon_area(p) for p in polygons)
-            if not polygons or area <= 0:
-                self.skipped["annotation without a usable mask"] += 1
-                return None
-            return ("polygons", polygons)
-        self.skipped["annotation without a usable mask"] += 1
-        return None
+        images = data["images"]
+        ids = [im["id"] for im in images]
+        sizes = np.array([(im["width"], im["height"]) for im in images], np.float32).reshape(-1, 2)
+        flat = parse_annotations(data["annotations"], ids, sizes, self._label_of, self._file_category_ids,
+                                 self.min_object_size, self.skipped)
+        keep = np.ones(len(images), bool)
+        if skip_empty:
+            keep = np.diff(flat.image_starts) > 0
+            self.skipped["image without usable annotations"] += int((~keep).sum())
+            flat = flat.select_images(keep)
+        self.images = ImageTable([im for im, k in zip(images, keep.tolist()) if k])
+        self.annotations = flat
+        for reason in [r for r, n in self.skipped.items() if not n]:  # counted in bulk, zeros too
+            del self.skipped[reason]
 
     def _report(self):
         if self.skipped:
@@ -214,20 +153,20 @@ class COCOInstances:
         return len(self.images)
 
     def image_path(self, idx):
-        return os.path.join(self.image_dir, self.images[idx]["file_name"])
+        return os.path.join(self.image_dir, self.images.file_name(idx))
 
     def image_id(self, idx):
-        return self.images[idx]["id"]
+        return int(self.images.ids[idx])
 
     def aspect_ratios(self):
         """Width / height of every image, from the JSON (no image is read)."""
-        return np.array([im["width"] / im["height"] for im in self.images], np.float32)
+        return (self.images.widths / self.images.heights).astype(np.float32)
 
     def instances(self, idx):
-        return self._instances[idx]
+        return Instances(*self.annotations.image(idx))
 
     def __getitem__(self, idx):
-        return self.read_image(idx), self._instances[idx]
+        return self.read_image(idx), self.instances(idx)
 
     def read_image(self, idx):
         """Image ``idx`` as HxWx3 uint8 RGB, at the width and height the annotation file gives.
@@ -276,6 +215,31 @@ def transform_item(dataset, idx, fn, *args):
                         % (dataset.image_path(idx), type(err).__name__, err)) from err
 
 
-def _polygon_area(points):
-    x, y = points[:, 0], points[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+class ImageTable:
+    """The images of a dataset as a few arrays; ``table[i]`` is image ``i``'s record as a dict
+    (``id``, ``file_name``, ``width``, ``height``), made when asked for. DataLoader workers then
+    share the table's pages instead of copying one Python dict per image."""
+
+    def __init__(self, images):
+        self.ids = np.array([im["id"] for im in images], np.int64)
+        self.widths = np.array([im["width"] for im in images], np.int64)
+        self.heights = np.array([im["height"] for im in images], np.int64)
+        names = [im["file_name"].encode("utf-8") for im in images]
+        self._names = np.frombuffer(b"".join(names), np.uint8) if names else np.zeros(0, np.uint8)
+        self._name_starts = np.concatenate([[0], np.cumsum([len(n) for n in names], dtype=np.int64)])
+
+    def __len__(self):
+        return len(self.ids)
+
+    def file_name(self, idx):
+        return self._names[self._name_starts[idx]:self._name_starts[idx + 1]].tobytes().decode("utf-8")
+
+    def __getitem__(self, idx):
+        if not -len(self) <= idx < len(self):
+            raise IndexError("image %d of %d" % (idx, len(self)))
+        idx %= len(self)
+        return {"id": int(self.ids[idx]), "file_name": self.file_name(idx), "width": int(self.widths[idx]),
+                "height": int(self.heights[idx])}
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
