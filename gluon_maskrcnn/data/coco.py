@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
-from .flat_annotations import parse_annotations
+from .annotation_cache import file_key, load_cache, rles_from_cache, save_cache
+from .flat_annotations import FLAT_ARRAYS, FlatAnnotations, parse_annotations
 
 __all__ = ["COCOInstances", "Instances", "DataError", "read_image", "transform_item"]
 
@@ -96,10 +97,13 @@ class COCOInstances:
         Drop images with no usable annotation (training); evaluation keeps every image.
     min_object_size : float
         Boxes narrower or shorter than this (after clipping) are degenerate and dropped.
+    cache : bool
+        Keep the parse next to the annotation file (``.gmcache.npz``), keyed by the file's
+        size, time and SHA-1 and the settings, so that the next load skips parsing.
     """
 
     def __init__(self, root, split, classes=None, skip_empty=True, min_object_size=1.0,
-                 annotation_file=None, image_dir=None):
+                 annotation_file=None, image_dir=None, cache=True):
         self.root = root
         self.split = split
         self.annotation_file = annotation_file or os.path.join(root, "annotations",
@@ -107,9 +111,15 @@ class COCOInstances:
         self.image_dir = image_dir or os.path.join(root, split)
         self.min_object_size = min_object_size
         self.skipped = Counter()
-        data = load_annotation_file(self.annotation_file)
-        self._set_categories(data["categories"], classes)
-        self._build_index(data, skip_empty)
+        images, flat = self._load(classes, cache)
+        keep = np.ones(len(images), bool)
+        if skip_empty:
+            keep = np.diff(flat.image_starts) > 0
+            self.skipped["image without usable annotations"] += int((~keep).sum())
+            images, flat = images.select(keep), flat.select_images(keep)
+        self.images, self.annotations = images, flat
+        for reason in [r for r, n in self.skipped.items() if not n]:  # counted in bulk, zeros too
+            del self.skipped[reason]
         self._report()
 
     # ------------------------------------------------------------------ building
@@ -127,21 +137,29 @@ class COCOInstances:
         self._label_of = {cid: i for i, cid in enumerate(self.category_ids)}
         self._file_category_ids = {c["id"] for c in categories}
 
-    def _build_index(self, data, skip_empty):
-        images = data["images"]
-        ids = [im["id"] for im in images]
-        sizes = np.array([(im["width"], im["height"]) for im in images], np.float32).reshape(-1, 2)
-        flat = parse_annotations(data["annotations"], ids, sizes, self._label_of, self._file_category_ids,
-                                 self.min_object_size, self.skipped)
-        keep = np.ones(len(images), bool)
-        if skip_empty:
-            keep = np.diff(flat.image_starts) > 0
-            self.skipped["image without usable annotations"] += int((~keep).sum())
-            flat = flat.select_images(keep)
-        self.images = ImageTable([im for im, k in zip(images, keep.tolist()) if k])
-        self.annotations = flat
-        for reason in [r for r, n in self.skipped.items() if not n]:  # counted in bulk, zeros too
-            del self.skipped[reason]
+    def _load(self, classes, cache):
+        """(ImageTable, FlatAnnotations) of every image: from the cache when it is valid, else
+        parsed from the file (and cached)."""
+        settings = {"classes": classes, "min_object_size": self.min_object_size}
+        key = file_key(self.annotation_file, settings) if cache and os.path.exists(self.annotation_file) else None
+        cached = load_cache(self.annotation_file, key) if key else None
+        if cached is not None:
+            self._set_categories(cached["categories"], classes)
+            self.skipped.update(cached["skipped"])
+            images = ImageTable(*(cached[k] for k in ("image_ids", "image_widths", "image_heights", "image_names",
+                                                      "image_name_starts")))
+            flat = FlatAnnotations(*(cached[k] for k in FLAT_ARRAYS), rles_from_cache(cached["rles"]))
+            return images, flat
+        data = load_annotation_file(self.annotation_file)
+        self._set_categories(data["categories"], classes)
+        images = ImageTable.from_records(data["images"])
+        sizes = np.stack([images.widths, images.heights], 1).astype(np.float32)  # (I, 2)
+        flat = parse_annotations(data["annotations"], images.ids.tolist(), sizes, self._label_of,
+                                 self._file_category_ids, self.min_object_size, self.skipped)
+        if key:
+            save_cache(self.annotation_file, key, dict(flat.arrays(), **images.arrays()), data["categories"],
+                       flat.rles, dict(self.skipped))
+        return images, flat
 
     def _report(self):
         if self.skipped:
@@ -220,13 +238,28 @@ class ImageTable:
     (``id``, ``file_name``, ``width``, ``height``), made when asked for. DataLoader workers then
     share the table's pages instead of copying one Python dict per image."""
 
-    def __init__(self, images):
-        self.ids = np.array([im["id"] for im in images], np.int64)
-        self.widths = np.array([im["width"] for im in images], np.int64)
-        self.heights = np.array([im["height"] for im in images], np.int64)
+    def __init__(self, ids, widths, heights, names, name_starts):
+        self.ids, self.widths, self.heights = ids, widths, heights
+        self._names, self._name_starts = names, name_starts
+
+    @classmethod
+    def from_records(cls, images):
         names = [im["file_name"].encode("utf-8") for im in images]
-        self._names = np.frombuffer(b"".join(names), np.uint8) if names else np.zeros(0, np.uint8)
-        self._name_starts = np.concatenate([[0], np.cumsum([len(n) for n in names], dtype=np.int64)])
+        return cls(np.array([im["id"] for im in images], np.int64), np.array([im["width"] for im in images], np.int64),
+                   np.array([im["height"] for im in images], np.int64),
+                   np.frombuffer(b"".join(names), np.uint8).copy() if names else np.zeros(0, np.uint8),
+                   np.concatenate([[0], np.cumsum([len(n) for n in names], dtype=np.int64)]).astype(np.int64))
+
+    def arrays(self):
+        return {"image_ids": self.ids, "image_widths": self.widths, "image_heights": self.heights,
+                "image_names": self._names, "image_name_starts": self._name_starts}
+
+    def select(self, keep):
+        """The table of the images where ``keep`` is true."""
+        lengths = np.diff(self._name_starts)
+        return ImageTable(self.ids[keep], self.widths[keep], self.heights[keep],
+                          self._names[np.repeat(keep, lengths)],
+                          np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64))
 
     def __len__(self):
         return len(self.ids)

@@ -15,7 +15,9 @@ import itertools
 
 import numpy as np
 
-__all__ = ["FlatAnnotations", "parse_annotations"]
+__all__ = ["FlatAnnotations", "parse_annotations", "FLAT_ARRAYS"]
+
+FLAT_ARRAYS = ("boxes", "labels", "image_starts", "coords", "polygon_starts", "ann_polygons", "rle_index")
 
 _NO_BOX = (np.nan,) * 4
 
@@ -27,6 +29,10 @@ class FlatAnnotations:
         self.boxes, self.labels, self.image_starts = boxes, labels, image_starts
         self.coords, self.polygon_starts, self.ann_polygons = coords, polygon_starts, ann_polygons
         self.rle_index, self.rles = rle_index, rles
+
+    def arrays(self):
+        """{name: array} of everything but the RLE list (see :data:`FLAT_ARRAYS`)."""
+        return {name: getattr(self, name) for name in FLAT_ARRAYS}
 
     def count(self, image):
         return int(self.image_starts[image + 1] - self.image_starts[image])
@@ -79,15 +85,26 @@ def _boxes_xywh(bboxes):
         return out
 
 
-def _polygon_areas(coords, starts):
-    """Shoelace area of each polygon of a flat xy array with offsets ``starts`` (P+1,)."""
+def _polygon_areas(coords, starts, chunk=1 << 22):
+    """Shoelace area of each polygon of a flat xy array with offsets ``starts`` (P+1,), in
+    chunks of about ``chunk`` vertices (COCO train has 19 million)."""
+    areas = np.zeros(len(starts) - 1)
+    first = 0
+    while first < len(starts) - 1:
+        last = int(np.searchsorted(starts, starts[first] + 2 * chunk, side="right")) - 1
+        last = max(last, first + 1)
+        areas[first:last] = _shoelace(coords[starts[first]:starts[last]], starts[first:last + 1] - starts[first])
+        first = last
+    return areas
+
+
+def _shoelace(coords, starts):
     x, y = coords[0::2].astype(np.float64), coords[1::2].astype(np.float64)
     vertex_starts = starts[:-1] // 2
-    lengths = np.diff(starts) // 2
     previous = np.arange(len(x)) - 1
-    previous[vertex_starts] = vertex_starts + lengths - 1  # the first vertex's previous is the last
+    previous[vertex_starts] = starts[1:] // 2 - 1  # the first vertex's previous is the last
     cross = x * y[previous] - y * x[previous]
-    return 0.5 * np.abs(np.add.reduceat(cross, vertex_starts)) if len(x) else np.zeros(0)
+    return 0.5 * np.abs(np.add.reduceat(cross, vertex_starts))
 
 
 def _parse_polygons(segms, rows, skipped):
