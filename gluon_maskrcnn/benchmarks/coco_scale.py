@@ -136,19 +136,21 @@ def _peak_rss_mb():
 
 
 def _load_in_fresh_process(name, root):
-    """(seconds, peak MB over the import baseline, images) of one loader, in its own process."""
+    """(seconds, peak MB over the import baseline, peak MB of any child process, images) of one
+    loader, in its own process."""
     code = ("import os, sys, time, io, contextlib\nROOT = %r\n" % root
             + "from gluon_maskrcnn.benchmarks.coco_scale import _peak_rss_mb\n"
             + "import numpy, mxnet, pycocotools.coco, gluon_maskrcnn.data.coco\n"
             + "base = _peak_rss_mb()\nt = time.perf_counter()\n"
             + "with contextlib.redirect_stdout(io.StringIO()):\n"
             + "".join("    %s\n" % line for line in _LOADERS[name].splitlines())
-            + "print(time.perf_counter() - t, _peak_rss_mb() - base, n)\n")
+            + "import resource\nchild = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0\n"
+            + "print(time.perf_counter() - t, _peak_rss_mb() - base, child, n)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:
         return None, done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
-    seconds, peak, count = done.stdout.split()[-3:]
-    return (float(seconds), float(peak), int(count)), None
+    seconds, peak, child, count = done.stdout.split()[-4:]
+    return (float(seconds), float(peak), float(child), int(count)), None
 
 
 def run_load_benchmark(root=None, num_images=COCO_TRAIN_IMAGES, num_annotations=COCO_TRAIN_ANNOTATIONS,
@@ -165,14 +167,14 @@ def run_load_benchmark(root=None, num_images=COCO_TRAIN_IMAGES, num_annotations=
     if os.path.exists(cache):
         os.remove(cache)  # "ours" parses; "ours, cached" then reads what it wrote
     rows = {}
-    print("%-14s %10s %14s %9s" % ("loader", "load (s)", "peak RSS (MB)", "images"))
+    print("%-14s %10s %14s %20s %9s" % ("loader", "load (s)", "peak RSS (MB)", "child peak RSS (MB)", "images"))
     for name in loaders:
         result, error = _load_in_fresh_process(name, root)
         rows[name] = result
         if result is None:
             print("%-14s cannot load it: %s" % (name, error))
         else:
-            print("%-14s %10.1f %14.0f %9d" % (name, *result))
+            print("%-14s %10.1f %14.0f %20.0f %9d" % (name, *result))
     return rows
 
 

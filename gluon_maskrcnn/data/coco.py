@@ -5,6 +5,8 @@ Layout: ``ROOT/annotations/instances_SPLIT.json`` with images under ``ROOT/SPLIT
 import json
 import logging
 import os
+import subprocess
+import sys
 from collections import Counter
 
 import cv2
@@ -14,7 +16,8 @@ from ..errors import UserError
 from .annotation_cache import file_key, load_cache, rles_from_cache, save_cache
 from .flat_annotations import FLAT_ARRAYS, FlatAnnotations, parse_annotations
 
-__all__ = ["COCOInstances", "Instances", "DataError", "read_image", "transform_item"]
+__all__ = ["COCOInstances", "Instances", "DataError", "read_image", "transform_item", "write_annotation_cache",
+           "PARSE_IN_CHILD_BYTES"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +103,13 @@ class COCOInstances:
     cache : bool
         Keep the parse next to the annotation file (``.gmcache.npz``), keyed by the file's
         size, time and SHA-1 and the settings, so that the next load skips parsing.
+    parse_in_child : bool
+        With ``cache``, parse a file of :data:`PARSE_IN_CHILD_BYTES` or more in a child
+        process that writes the cache, then read the cache.
     """
 
     def __init__(self, root, split, classes=None, skip_empty=True, min_object_size=1.0,
-                 annotation_file=None, image_dir=None, cache=True):
+                 annotation_file=None, image_dir=None, cache=True, parse_in_child=True):
         self.root = root
         self.split = split
         self.annotation_file = annotation_file or os.path.join(root, "annotations",
@@ -111,7 +117,7 @@ class COCOInstances:
         self.image_dir = image_dir or os.path.join(root, split)
         self.min_object_size = min_object_size
         self.skipped = Counter()
-        images, flat = self._load(classes, cache)
+        images, flat = self._load(classes, cache, parse_in_child)
         keep = np.ones(len(images), bool)
         if skip_empty:
             keep = np.diff(flat.image_starts) > 0
@@ -137,12 +143,15 @@ class COCOInstances:
         self._label_of = {cid: i for i, cid in enumerate(self.category_ids)}
         self._file_category_ids = {c["id"] for c in categories}
 
-    def _load(self, classes, cache):
+    def _load(self, classes, cache, parse_in_child=True):
         """(ImageTable, FlatAnnotations) of every image: from the cache when it is valid, else
         parsed from the file (and cached)."""
         settings = {"classes": classes, "min_object_size": self.min_object_size}
         key = file_key(self.annotation_file, settings) if cache and os.path.exists(self.annotation_file) else None
         cached = load_cache(self.annotation_file, key) if key else None
+        big = os.path.getsize(self.annotation_file) >= PARSE_IN_CHILD_BYTES if key else False
+        if cached is None and key and parse_in_child and big:
+            cached = _parse_in_child(self.annotation_file, classes, self.min_object_size, key)
         if cached is not None:
             self._set_categories(cached["categories"], classes)
             self.skipped.update(cached["skipped"])
@@ -207,6 +216,32 @@ class COCOInstances:
     def transform(self, fn):
         """A view of this dataset with ``fn(image, instances)`` applied to every item."""
         return _Transformed(self, fn)
+
+
+# Files at least this big are parsed by a child process, which writes the cache: the JSON's
+# millions of Python objects never live in the training process (whose DataLoader workers would
+# inherit its heap) and its memory peak ends with the child.
+PARSE_IN_CHILD_BYTES = 64 << 20
+
+
+def write_annotation_cache(annotation_file, classes, min_object_size):
+    """Parse ``annotation_file`` and write its cache (what the child process runs)."""
+    COCOInstances(os.path.dirname(annotation_file), "", classes=classes, skip_empty=False,
+                  min_object_size=min_object_size, annotation_file=annotation_file, cache=True,
+                  parse_in_child=False)
+
+
+def _parse_in_child(annotation_file, classes, min_object_size, key):
+    """The cache written by a child process, or None if the child could not (an unwritable
+    folder, a bad file: the caller then parses in this process and reports it)."""
+    code = ("import json, sys\nfrom gluon_maskrcnn.data.coco import write_annotation_cache\n"
+            "write_annotation_cache(sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]))")
+    done = subprocess.run([sys.executable, "-c", code, annotation_file, json.dumps(classes), str(min_object_size)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        logger.info("parsing %s in a child process failed; parsing it here", annotation_file)
+        return None
+    return load_cache(annotation_file, key)
 
 
 class _Transformed:

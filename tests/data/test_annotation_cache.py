@@ -93,3 +93,12 @@ def test_a_corrupt_cache_is_named_and_rebuilt(tmp_path, caplog, damage):
     assert "annotation cache %s is unreadable" % cache in caplog.text
     _same(again, reference)
     assert np.load(cache)["boxes"].shape == (6, 4)  # rewritten whole
+
+
+def test_a_big_file_is_parsed_by_a_child_process_that_writes_the_cache(tmp_path, monkeypatch):
+    path = _write(tmp_path)
+    here = COCOInstances(str(tmp_path), "s", skip_empty=True, cache=False)
+    monkeypatch.setattr(coco, "PARSE_IN_CHILD_BYTES", 0)  # every file is big
+    monkeypatch.setattr(coco, "parse_annotations", None)  # this process must not parse
+    _same(COCOInstances(str(tmp_path), "s", skip_empty=True), here)
+    assert os.path.exists(cache_path(path))
