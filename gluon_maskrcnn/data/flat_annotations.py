@@ -215,12 +215,23 @@ def _assemble(rows, owner, boxes, labels, num_images, polygon_rows, usable, poly
     counts = per_row_polygons[order]
     polygon_ids = np.repeat(first_of_row[order], counts) + _ranges(counts)
     lengths = np.diff(polygon_starts)[polygon_ids]
-    vertex_ids = np.repeat(polygon_starts[:-1][polygon_ids], lengths) + _ranges(lengths)
+    kept_coords = _select_polygons(coords, polygon_starts, polygon_ids, lengths)
     rle_index = np.full(len(owner), -1, np.int64)
     rle_index[rle_rows] = np.arange(len(rle_rows))
-    return FlatAnnotations(boxes[order], labels[order].astype(np.int64), image_starts, coords[vertex_ids],
+    return FlatAnnotations(boxes[order], labels[order].astype(np.int64), image_starts, kept_coords,
                            np.concatenate([[0], np.cumsum(lengths)]), np.concatenate([[0], np.cumsum(counts)]),
                            rle_index[order], rles)
+
+
+def _select_polygons(coords, starts, polygon_ids, lengths):
+    """The coordinates of polygons ``polygon_ids``, in that order. Files whose annotations are
+    grouped by image keep the polygons in file order: then a boolean mask over the vertices does
+    (COCO train: 38 MB, against 300 MB for each int64 index array of the general case)."""
+    if np.all(np.diff(polygon_ids) > 0):
+        chosen = np.zeros(len(starts) - 1, bool)
+        chosen[polygon_ids] = True
+        return coords[np.repeat(chosen, np.diff(starts))]
+    return coords[np.repeat(starts[:-1][polygon_ids], lengths) + _ranges(lengths)]
 
 
 def _ranges(counts):
