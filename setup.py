@@ -33,7 +33,8 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "cu112": ["mxnet-cu112==1.9.1"],
-        "test": ["pytest", "pytest-timeout"],
+        "test": ["pytest", "pytest-timeout", "faster-coco-eval"],
+        "fast-eval": ["faster-coco-eval"],
         "docs": ["sphinx==9.0.4", "sphinx-gallery==0.22.1", "furo==2025.12.19"],
     },
     entry_points={

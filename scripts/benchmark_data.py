@@ -8,6 +8,11 @@ each in a fresh process (time, peak memory), then the private memory of 4 DataLo
 streaming its annotations:
 
     python scripts/benchmark_data.py --coco-scale --root /tmp/coco-scale
+
+With --coco-eval: 5,000 images with 100 detections each (boxes and masks) scored as our
+evaluation does, with pycocotools and with faster-coco-eval:
+
+    python scripts/benchmark_data.py --coco-eval --root /tmp/coco-val-scale
 """
 import argparse
 import os
@@ -15,7 +20,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
 from gluon_maskrcnn.benchmarks.coco_scale import (COCO_TRAIN_ANNOTATIONS, COCO_TRAIN_IMAGES,  # noqa: E402
-                                                   run_coco_scale_benchmark)
+                                                   run_coco_scale_benchmark, run_eval_benchmark)
 from gluon_maskrcnn.benchmarks.data import run_data_benchmark  # noqa: E402
 
 
@@ -30,8 +35,13 @@ def main():
     p.add_argument("--coco-annotations", type=int, default=COCO_TRAIN_ANNOTATIONS)
     p.add_argument("--worker-items", type=int, default=4000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--coco-eval", action="store_true",
+                   help="time scoring 5,000 images x 100 detections (paste, RLE, COCOeval) with pycocotools "
+                   "and faster-coco-eval")
     args = p.parse_args()
-    if args.coco_scale:
+    if args.coco_eval:
+        run_eval_benchmark(args.root, seed=args.seed)
+    elif args.coco_scale:
         run_coco_scale_benchmark(args.root, args.coco_images, args.coco_annotations, args.worker_items, args.seed)
     else:
         run_data_benchmark(args.model, args.num_images, batch_size=args.batch_size)

@@ -23,12 +23,15 @@ def main():
     p.add_argument("--split", default="val2017")
     p.add_argument("--results", default="results/%s_results.json")
     p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--coco-evaluator", default="pycocotools", choices=["pycocotools", "faster-coco-eval"],
+                   help="COCOeval implementation (faster-coco-eval: same figures, faster)")
     args = p.parse_args()
     net = load_model(args.model, args.params)
     net.hybridize(static_alloc=True, static_shape=True)
     dataset = COCOInstances(args.dataset_root, args.split, skip_empty=False)
     results = args.results % args.split if "%s" in args.results else args.results
-    metrics = evaluate(net, dataset, num_workers=args.num_workers, results_file=results)
+    metrics = evaluate(net, dataset, num_workers=args.num_workers, results_file=results,
+                       evaluator=args.coco_evaluator)
     print(format_metrics(metrics))
     print("results written to %s" % results)
 

@@ -233,3 +233,64 @@ def run_coco_scale_benchmark(root=None, num_images=COCO_TRAIN_IMAGES, num_annota
     for seen, (main, workers) in sorted(readings.items()):
         print("%-14d %12.0f %18.0f" % (seen, main, workers))
     return rows, readings
+
+
+COCO_VAL_IMAGES = 5000
+COCO_VAL_ANNOTATIONS = 36781
+
+
+def _fake_outputs(rng, width, height, num_classes, count, instances):
+    """One image's network outputs (ids, scores, boxes, 28x28 mask probabilities) at scale 1:
+    the image's objects with jittered boxes first (so the figures are not zero), then random
+    boxes, ``count`` in all, with blob-like masks."""
+    xy = rng.uniform(0, 1, (count, 2)) * [width * 0.8, height * 0.8]
+    wh = rng.uniform(8, 0.5 * min(width, height), (count, 2))
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    found = min(len(instances), count)
+    boxes[:found] = instances.boxes[:found] + rng.normal(0, 2, (found, 4))
+    grid = np.linspace(-1, 1, 28, dtype=np.float32)
+    radius = np.sqrt(grid[None, :, None] ** 2 + grid[None, None, :] ** 2)  # (1, 28, 28)
+    masks = 1 / (1 + np.exp(8 * (radius - rng.uniform(0.5, 1.0, (count, 1, 1)))))
+    ids = rng.integers(0, num_classes, count).astype(np.float32)
+    ids[:found] = instances.labels[:found]
+    scores = np.sort(rng.uniform(0.05, 1, count))[::-1].astype(np.float32)
+    return ids, scores, boxes, masks.astype(np.float32)
+
+
+def run_eval_benchmark(root=None, num_images=COCO_VAL_IMAGES, num_annotations=COCO_VAL_ANNOTATIONS,
+                       detections=100, seed=0):
+    """Time scoring ``num_images`` images with ``detections`` each (boxes and masks) as our
+    evaluation does: pasting masks and RLE-encoding them, then COCOeval (bbox and segm) with
+    pycocotools and with faster-coco-eval when installed. Prints and returns the times and the
+    figures of each evaluator."""
+    from ..data.coco import COCOInstances
+    from ..engine.evaluation import coco_evaluate, image_results
+
+    root = root or tempfile.mkdtemp(prefix="coco-val-scale-")
+    path = os.path.join(root, "annotations", "instances_val2017.json")
+    if not os.path.exists(path):
+        write_coco_scale_annotations(path, num_images, num_annotations, seed + 1)
+    dataset = COCOInstances(root, "val2017", skip_empty=False)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    results = []
+    for i in range(len(dataset)):
+        meta = dataset.images[i]
+        outputs = _fake_outputs(rng, meta["width"], meta["height"], len(dataset.classes), detections,
+                                dataset.instances(i))
+        results += image_results(outputs, 1.0, meta, dataset.category_ids)
+    paste = time.perf_counter() - start
+    print("%d images x %d detections: mask pasting and RLE encoding %.1f s" % (len(dataset), detections, paste))
+    report = {"paste_and_encode": paste}
+    for evaluator in ("pycocotools", "faster-coco-eval"):
+        start = time.perf_counter()
+        try:
+            metrics = coco_evaluate(path, results, evaluator=evaluator)
+        except Exception as err:  # the optional package missing
+            print("%-17s not run: %s" % (evaluator, err))
+            continue
+        seconds = time.perf_counter() - start
+        report[evaluator] = (seconds, metrics)
+        print("%-17s COCOeval bbox + segm %.1f s; segm AP %.4f, bbox AP %.4f"
+              % (evaluator, seconds, metrics["segm"]["AP"], metrics["bbox"]["AP"]))
+    return report

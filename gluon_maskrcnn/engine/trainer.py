@@ -338,7 +338,7 @@ def _evaluate(run, epoch):
     metrics = evaluate(run.net, run.val_set, ctx=run.ctx[:1],
                        results_file="%s_val_results.json" % args.save_prefix if run.dist.is_root else None,
                        shard=(run.dist.rank, run.dist.num_workers), all_gather=run.dist.all_gather,
-                       use_ext=args.use_ext)
+                       use_ext=args.use_ext, evaluator=getattr(args, "coco_evaluator", "pycocotools"))
     if not run.dist.is_root:
         run.net.retrace()
         return metrics

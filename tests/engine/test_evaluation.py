@@ -4,6 +4,7 @@ import io
 import os
 
 import numpy as np
+import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -65,3 +66,43 @@ def test_paste_masks_clips_a_box_that_leaves_the_image():
     out = paste_masks(masks, np.array([[10, 5, 30, 25], [-5, -5, 4, 4]], np.float32), 40, 50)
     assert out.shape == (2, 40, 50)
     assert out[1, :4, :4].all() and out[1, 4:].sum() == 0 and out[1, :, 4:].sum() == 0
+
+
+def _noisy_results(annotation_file, seed):
+    """Detections with jittered boxes, eroded or dilated masks, wrong classes and false
+    positives: every one of the 12 figures lands strictly between 0 and 1 or at an edge case."""
+    import cv2
+
+    rng = np.random.RandomState(seed)
+    results = _gt_as_results(annotation_file, jitter=5.0, seed=seed)
+    coco = COCO(annotation_file)
+    for result in results:
+        mask = mask_utils.decode(result["segmentation"])
+        op = cv2.erode if rng.rand() < 0.5 else cv2.dilate
+        mask = op(mask, np.ones((3, 3), np.uint8), iterations=int(rng.randint(0, 4)))
+        rle = mask_utils.encode(np.asfortranarray(mask))
+        result["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+        if rng.rand() < 0.2:
+            result["category_id"] = int(rng.choice(coco.getCatIds()))
+    return results + [dict(r, bbox=[r["bbox"][0] + 40, r["bbox"][1] + 30, r["bbox"][2], r["bbox"][3]],
+                           score=r["score"] * 0.9) for r in results[::3]]
+
+
+def test_faster_coco_eval_gives_pycocotools_figures(tiny_root):
+    pytest.importorskip("faster_coco_eval")
+    path = os.path.join(tiny_root, "annotations", "instances_train.json")
+    results = _noisy_results(path, seed=2)
+    slow = coco_evaluate(path, results)
+    fast = coco_evaluate(path, results, evaluator="faster-coco-eval")
+    for iou_type in ("bbox", "segm"):
+        for name, value in slow[iou_type].items():
+            assert abs(fast[iou_type][name] - value) <= 1e-4, (iou_type, name, fast[iou_type][name], value)
+    assert 0 < slow["segm"]["AP"] < 1 and 0 < slow["bbox"]["AP"] < 1
+
+
+def test_an_unknown_evaluator_is_a_user_error(tiny_root):
+    from gluon_maskrcnn.errors import UserError
+
+    path = os.path.join(tiny_root, "annotations", "instances_val.json")
+    with pytest.raises(UserError, match="unknown COCO evaluator 'fast'"):
+        coco_evaluate(path, _gt_as_results(path), evaluator="fast")
