@@ -127,19 +127,12 @@ _LOADERS = {
 }
 
 
-def _peak_rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
 def _load_in_fresh_process(name, root):
     """(seconds, peak MB over the import baseline, peak MB of any child process, images) of one
     loader, in its own process."""
     code = ("import os, sys, time, io, contextlib\nROOT = %r\n" % root
-            + "from gluon_maskrcnn.benchmarks.coco_scale import _peak_rss_mb\n"
+            + "from gluon_maskrcnn.benchmarks.timing import peak_rss_gb\n"
+            + "_peak_rss_mb = lambda: peak_rss_gb() * 1024.0\n"
             + "import numpy, mxnet, pycocotools.coco, gluon_maskrcnn.data.coco\n"
             + "base = _peak_rss_mb()\nt = time.perf_counter()\n"
             + "with contextlib.redirect_stdout(io.StringIO()):\n"

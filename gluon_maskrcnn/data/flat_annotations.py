@@ -34,9 +34,6 @@ class FlatAnnotations:
         """{name: array} of everything but the RLE list (see :data:`FLAT_ARRAYS`)."""
         return {name: getattr(self, name) for name in FLAT_ARRAYS}
 
-    def count(self, image):
-        return int(self.image_starts[image + 1] - self.image_starts[image])
-
     def segmentation(self, ann):
         """``("polygons", [array (n, 2), ...])`` (views of ``coords``) or ``("rle", dict)``."""
         if self.rle_index[ann] >= 0:

@@ -173,7 +173,7 @@ def find_latest_checkpoint(save_prefix):
     """(prefix, state) of the newest complete checkpoint of a run (``-last`` or a numbered one,
     by iteration), or (None, None). A checkpoint that fails verification is named in a warning
     and skipped for the next newest (only the newest are read in full)."""
-    candidates = [(iteration, prefix) for iteration, prefix in _numbered(save_prefix)]
+    candidates = _numbered(save_prefix)
     last = save_prefix + "-last"
     if any(os.path.exists(last + suffix) for suffix in (".json",) + DATA_SUFFIXES):
         try:

@@ -3,6 +3,8 @@ import json
 import os
 import time
 
+from ..files import atomic_write
+
 
 __all__ = ["RunningMean", "MetricsLog", "plot_curves"]
 
@@ -48,9 +50,12 @@ class MetricsLog:
         """Remove the records of iterations after ``iteration`` (a run resumed from there
         writes them again)."""
         kept = [r for r in self.read() if r.get("iteration", 0) <= iteration]
-        with open(self.path + ".tmp", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-        os.replace(self.path + ".tmp", self.path)
+
+        def write(tmp):
+            with open(tmp, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in kept)
+
+        atomic_write(self.path, write)
 
     def read(self):
         if not os.path.exists(self.path):

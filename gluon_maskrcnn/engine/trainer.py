@@ -362,7 +362,7 @@ def _evaluate(run, epoch):
 
 def _resume(run):
     """Load ``--resume`` (``auto``: rank 0's newest complete checkpoint of ``--save-prefix``, or
-    nothing); returns whether a checkpoint was loaded."""
+    nothing)."""
     args = run.args
     prefix, state = args.resume, None
     if args.resume == "auto":
@@ -370,7 +370,7 @@ def _resume(run):
         prefix = run.dist.all_gather(prefix)[0]  # every worker loads rank 0's choice
         if prefix is None:
             logger.info("--resume auto: no complete checkpoint of %s; starting fresh", args.save_prefix)
-            return False
+            return
     state = load_checkpoint(prefix, run.net, run.trainer, ctx=run.ctx, verified_state=state)
     run.state.update(epoch=state["epoch"], epoch_batches=state.get("epoch_batches", 0),
                      iteration=state["iteration"], best_segm_ap=state.get("best_segm_ap", -1.0))
@@ -383,7 +383,6 @@ def _resume(run):
         run.log.drop_after(state["iteration"])
     logger.info("resumed from %s at epoch %d, batch %d of %d (iteration %d)", prefix, state["epoch"] + 1,
                 run.state["epoch_batches"], run.iters_per_epoch, state["iteration"])
-    return True
 
 
 def _start_epoch(run, epoch):

@@ -53,7 +53,7 @@ def test_second_load_comes_from_the_cache_and_is_identical(tmp_path, monkeypatch
 
 
 def test_a_changed_file_or_other_settings_rebuild_the_cache(tmp_path, caplog):
-    path = _write(tmp_path)
+    _write(tmp_path)
     COCOInstances(str(tmp_path), "s", skip_empty=False)
     _write(tmp_path, ANNOTATIONS[:2])  # a new file (size, time and hash change)
     with caplog.at_level(logging.INFO):

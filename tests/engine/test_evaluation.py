@@ -106,3 +106,15 @@ def test_an_unknown_evaluator_is_a_user_error(tiny_root):
     path = os.path.join(tiny_root, "annotations", "instances_val.json")
     with pytest.raises(UserError, match="unknown COCO evaluator 'fast'"):
         coco_evaluate(path, _gt_as_results(path), evaluator="fast")
+
+
+def test_a_missing_faster_coco_eval_names_the_flag_and_the_fix(tiny_root, monkeypatch):
+    import sys
+
+    from gluon_maskrcnn.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "faster_coco_eval", None)  # as if not installed
+    path = os.path.join(tiny_root, "annotations", "instances_val.json")
+    with pytest.raises(UserError, match="--coco-evaluator faster-coco-eval: the package is not installed; "
+                                        "pip install faster-coco-eval"):
+        coco_evaluate(path, _gt_as_results(path), evaluator="faster-coco-eval")
