@@ -9,7 +9,6 @@ from collections import namedtuple
 
 import mxnet as mx
 from mxnet import autograd, gluon
-from mxnet.gluon import nn
 
 from .. import ops
 from .roi_heads import BoxROIHeads
