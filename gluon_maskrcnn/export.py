@@ -12,6 +12,7 @@ import os
 import mxnet as mx
 
 from .files import atomic_write
+from .modeling.warmup import forward_once
 
 __all__ = ["export_model", "load_exported", "ExportedModel"]
 
@@ -26,7 +27,7 @@ def export_model(net, prefix, size=(800, 1333)):
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     with net.portable_ops():
         net.hybridize(static_alloc=True)
-        net(mx.nd.zeros((1, 3) + tuple(size), ctx=net.collect_params().list_ctx()[0]))
+        forward_once(net, size)
         net.export(prefix)
     meta = dict(classes=list(net.classes), short=net.short, max_size=net.max_size,
                 outputs=list(net.INFER_OUTPUTS))

@@ -5,6 +5,7 @@ import numpy as np
 import gluon_maskrcnn as gm
 from gluon_maskrcnn.data.rpn_targets import RPNTargetGenerator
 from gluon_maskrcnn.model_zoo import PRESETS
+from gluon_maskrcnn.modeling.warmup import forward_once
 
 TINY = dict(rpn_train_pre_nms=300, rpn_train_post_nms=64, rpn_test_pre_nms=200,
             rpn_test_post_nms=40, num_sample=32, max_dets=20, anchor_alloc_size=(64, 64))
@@ -17,7 +18,7 @@ def tiny_model(fpn=True, seed=0, batch_size=1, **overrides):
     name = "mask_rcnn_fpn_resnet18_v1b_coco" if fpn else "mask_rcnn_resnet18_v1b_coco"
     cfg = dict(TINY, per_device_batch_size=batch_size, **overrides)
     net = gm.get_model(name, pretrained_base=False, classes=TINY_CLASSES, **cfg)
-    net(mx.nd.zeros((1, 3, 64, 64)))  # finish deferred initialisation
+    forward_once(net)  # finish deferred initialisation; wait for oneDNN's weight reorders
     return net, dict(PRESETS[name], **cfg)
 
 

@@ -15,6 +15,7 @@ from ..internals import (gluoncv_pyramid_pooling, gluoncv_roi_settings, set_gluo
                          structural_params)
 from ..modeling.roi_align import with_batch_index
 from ..modeling.rpn import head_outputs
+from ..modeling.warmup import forward_once
 
 __all__ = ["gluoncv_model", "load_pair", "stage_differences", "match_detections", "random_image",
            "training_batch", "training_differences", "GLUONCV_SGD"]
@@ -38,7 +39,7 @@ def gluoncv_model(name, seed=0, image_shape=(128, 160), **kwargs):
     np.random.seed(seed)
     net = gluoncv.model_zoo.get_model(name, pretrained_base=False, **kwargs)
     net.initialize()
-    net(nd.zeros((1, 3) + tuple(image_shape)))
+    forward_once(net, image_shape)
     rng = np.random.RandomState(seed)
     for param_name, param in net.collect_params().items():
         if param_name.endswith("moving_var"):

@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..model_zoo import get_model, get_model_list, model_config
 from ..modeling.losses import LOSS_NAMES
 from ..modeling.norm import reserve_cpu_temp_space
+from ..modeling.warmup import forward_once
 from .amp import DynamicLossScaler, enable_amp, gradients_finite
 from .checkpoint import (checkpoint_args, find_latest_checkpoint, iteration_checkpoint_name, link_checkpoint,
                          load_checkpoint, prune_checkpoints, save_checkpoint)
@@ -112,7 +113,7 @@ def _materialize(net, ctx):
     kvstore or Horovod cannot send: ``reset_ctx`` afterwards copies them into new arrays in
     MXNet's layout.
     """
-    net(mx.nd.zeros((1, 3, 128, 128), ctx=ctx))
+    forward_once(net, (128, 128), ctx)
 
 
 class _Run:

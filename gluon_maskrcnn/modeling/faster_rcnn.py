@@ -13,6 +13,7 @@ from mxnet import autograd, gluon
 from .. import ops
 from .roi_heads import BoxROIHeads
 from .rpn import at_anchors
+from .warmup import forward_once
 
 __all__ = ["FasterRCNN"]
 
@@ -201,8 +202,7 @@ class FasterRCNN(BoxROIHeads, gluon.HybridBlock):
         it loads wherever MXNet does. Needs a hybridized block that has run once."""
         with self.portable_ops():
             if self.roi_pool.fast or self.rpn.fast:  # traced with the extension operators:
-                ctx = self.collect_params().list_ctx()[0]  # re-trace (the graph fits any size)
-                self(mx.nd.zeros((1, 3, 64, 64), ctx=ctx))
+                forward_once(self)  # re-trace (the graph fits any size)
             return super().export(path, epoch, remove_amp_cast=remove_amp_cast)
 
     def __call__(self, *args, **kwargs):

@@ -14,6 +14,7 @@ from gluon_maskrcnn.engine.amp import DynamicLossScaler
 from gluon_maskrcnn.engine.cli import apply_recipe, build_parser
 from gluon_maskrcnn.engine.trainer import network_spec
 from gluon_maskrcnn.internals import structural_params
+from gluon_maskrcnn.modeling.warmup import forward_once
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -208,7 +209,7 @@ def test_the_syncbn_model_trains():
     name = "mask_rcnn_fpn_syncbn_resnet18_v1b_coco"
     cfg = dict(TINY, per_device_batch_size=2, short=96, max_size=128)
     net = gm.get_model(name, pretrained_base=False, classes=TINY_CLASSES, **cfg)
-    net(nd.zeros((1, 3, 64, 64)))
+    forward_once(net)
     net.hybridize()
     batch = [nd.concat(t, t, dim=0) for t in tiny_batch(dict(PRESETS[name], **cfg), [[(10, 10, 50, 60, 0)]])]
     stats = net.box_features[1].running_mean

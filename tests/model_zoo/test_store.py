@@ -8,11 +8,11 @@ import threading
 import time
 import zipfile
 
-import mxnet as mx
 import pytest
 
 import gluon_maskrcnn as gm
 from gluon_maskrcnn import store
+from gluon_maskrcnn.modeling.warmup import forward_once
 
 NAME = "mask_rcnn_resnet18_v1b_coco"
 
@@ -21,7 +21,7 @@ NAME = "mask_rcnn_resnet18_v1b_coco"
 def params_bytes(tmp_path_factory):
     """A parameter file of the network (built once: a C4 forward through res5 takes seconds)."""
     net = gm.get_model(NAME, pretrained_base=False)
-    net(mx.nd.zeros((1, 3, 64, 64)))
+    forward_once(net)
     path = tmp_path_factory.mktemp("store") / "src.params"
     net.save_parameters(str(path))
     return path.read_bytes()
