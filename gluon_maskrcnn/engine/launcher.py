@@ -71,7 +71,15 @@ def _stop(procs, timeout=10):
         try:
             proc.wait(max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            pass
+        _kill_group(proc.pid)  # and whatever the process left behind (DataLoader workers)
+
+
+def _kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # the group has ended
+        pass
 
 
 class _Forwarded:
@@ -175,7 +183,7 @@ def launch_local(command, num_workers, num_servers=1, host="127.0.0.1", env=None
                     say("%s ended (%s)" % (failed[0].name, describe_exit(code)))
     finally:
         _stop(workers)
-        for helper in helpers:
+        for helper in helpers if code == 0 else ():  # finalising after the workers' last barrier
             try:
                 helper.wait(15)
             except subprocess.TimeoutExpired:

@@ -280,3 +280,34 @@ def test_a_dead_dist_sync_worker_ends_the_job_naming_it(twelve_images, tmp_path)
     assert time.time() - killed < 60, "the launcher took %.0f s to stop the job" % (time.time() - killed)
     assert proc.returncode == 128 + signal.SIGKILL, output[-3000:]
     assert "[launcher] worker 1 ended (killed by SIGKILL); stopping the others" in output, output[-3000:]
+
+
+WORKER_WITH_A_CHILD_THAT_IGNORES_SIGTERM = """
+import os, signal, sys, time
+child = os.fork()
+if child == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as a DataLoader worker that inherited StopSignals
+    time.sleep(600)
+    os._exit(0)
+with open(sys.argv[1] + os.environ["GLUON_MASKRCNN_WORKER_INDEX"], "w") as f:
+    f.write(str(child))
+time.sleep(600)
+"""
+
+
+def test_the_launcher_leaves_no_process_behind_on_timeout(tmp_path):
+    """Workers stop on SIGTERM, children they forked that ignore it are killed too: nothing is
+    left running when launch_local returns."""
+    from gluon_maskrcnn.engine.launcher import launch_local
+
+    script = tmp_path / "stubborn.py"
+    script.write_text(WORKER_WITH_A_CHILD_THAT_IGNORES_SIGTERM)
+    pids_file = str(tmp_path / "child")
+    with open(str(tmp_path / "launch.log"), "w") as sink:
+        code = launch_local([sys.executable, str(script), pids_file], num_workers=2, timeout=5, sink=sink)
+    assert code == 124
+    children = [int(open(pids_file + str(i)).read()) for i in range(2)]
+    time.sleep(0.5)  # SIGKILL is delivered at once; reaping by init may take a moment
+    alive = [pid for pid in children if os.path.exists("/proc/%d" % pid)
+             and open("/proc/%d/stat" % pid).read().split()[2] != "Z"]
+    assert alive == [], "left running: %s" % alive
