@@ -6,7 +6,7 @@ means one file to read when either library changes, and no private name anywhere
 
 __all__ = ["gluoncv_model_sha1", "structural_params", "kvstore_barrier", "init_trainer_kvstore", "trainer_params",
            "gluoncv_roi_settings", "gluoncv_pyramid_pooling", "set_gluoncv_pyramid_pooling",
-           "set_gluoncv_max_dets", "gluoncv_sampler_settings"]
+           "set_gluoncv_max_dets", "gluoncv_sampler_settings", "close_dataloader_workers"]
 
 
 def gluoncv_model_sha1():
@@ -68,3 +68,16 @@ def gluoncv_sampler_settings(net):
     sampler = net.sampler
     return dict(num_sample=sampler._num_sample, max_pos=sampler._max_pos,
                 max_num_gt=sampler._max_num_gt, num_proposal=sampler._num_proposal)
+
+
+def close_dataloader_workers(loader):
+    """End a ``DataLoader``'s worker processes by closing their pool: each exits after its last
+    task. MXNet's ``DataLoader.__del__`` calls ``Pool.terminate`` instead, one SIGTERM per
+    worker, which workers forked inside the trainer's ``StopSignals`` take as a stop request
+    and outlive: the join then waits forever. The pool is a private attribute."""
+    pool = getattr(loader, "_worker_pool", None)
+    if pool is None:
+        return
+    loader._worker_pool = None
+    pool.close()
+    pool.join()

@@ -10,6 +10,7 @@ from ..data.batchify import ValBatchify
 from ..data.transforms import ValTransform
 from ..inference import detections_to_original
 from ..errors import UserError
+from ..internals import close_dataloader_workers
 from ..files import atomic_write
 
 __all__ = ["predict_dataset", "image_results", "coco_evaluate", "evaluate", "format_metrics", "EVALUATORS"]
@@ -33,13 +34,17 @@ def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_t
     ctx = ctx or [mx.cpu()]
     indices = list(range(len(dataset))) if indices is None else list(indices)
     results, position = [], 0
-    for images, infos in _val_loader(dataset, net, batch_size, num_workers, indices):
-        outputs = [o.asnumpy() for o in net(images.as_in_context(ctx[0]))]
-        for b in range(images.shape[0]):
-            meta = dataset.images[indices[position]]
-            results += image_results([o[b] for o in outputs], infos[b, 2:4].asnumpy(), meta,
-                                     dataset.category_ids, score_thresh)
-            position += 1
+    loader = _val_loader(dataset, net, batch_size, num_workers, indices)
+    try:
+        for images, infos in loader:
+            outputs = [o.asnumpy() for o in net(images.as_in_context(ctx[0]))]
+            for b in range(images.shape[0]):
+                meta = dataset.images[indices[position]]
+                results += image_results([o[b] for o in outputs], infos[b, 2:4].asnumpy(), meta,
+                                         dataset.category_ids, score_thresh)
+                position += 1
+    finally:  # the workers may ignore MXNet's own SIGTERM clean-up (see engine.preemption)
+        close_dataloader_workers(loader)
     return results
 
 

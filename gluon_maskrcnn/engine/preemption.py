@@ -30,7 +30,8 @@ class StopSignals:
     """Context manager: while active, SIGTERM and SIGINT set :attr:`requested` (the name of the
     first signal) instead of stopping the process; a second signal stops it at once with the
     signal's default action. Processes forked meanwhile (DataLoader workers) inherit the
-    handler, so a signal sent to the whole process group does not kill them mid-epoch.
+    handler, so a signal sent to the whole process group does not kill them mid-epoch; end
+    them by closing their pool (``internals.close_dataloader_workers``), not by one SIGTERM.
     Outside the main thread, where Python cannot handle signals, it does nothing."""
 
     def __init__(self):

@@ -17,6 +17,7 @@ from ..data.loader import train_loader
 from ..data.rpn_targets import RPNTargetGenerator
 from ..data.transforms import TrainTransform
 from ..errors import UserError
+from ..internals import close_dataloader_workers
 from ..model_zoo import get_model, get_model_list, model_config
 from ..modeling.losses import LOSS_NAMES
 from ..modeling.norm import reserve_cpu_temp_space
@@ -433,6 +434,25 @@ def _train_epoch(run, epoch, stop):
     return mean
 
 
+def _train_epochs(run, stop):
+    args = run.args
+    if args.resume:
+        _resume(run)
+    elif args.start_epoch:
+        run.state["epoch"] = args.start_epoch
+    for epoch in range(run.state["epoch"], args.epochs):
+        mean = _train_epoch(run, epoch, stop)
+        _check_workers_agree(run, epoch)
+        run.state.update(epoch=epoch + 1, epoch_batches=0)
+        if run.log:
+            run.log.write("epoch", epoch=epoch, iteration=run.state["iteration"], **mean.means())
+        also = ("epoch%04d" % (epoch + 1),) if args.save_interval and (epoch + 1) % args.save_interval == 0 else ()
+        run.save_progress(mean, also)
+        if run.val_set is not None and ((epoch + 1) % args.val_interval == 0 or epoch + 1 == args.epochs):
+            run.state["last_metrics"] = _evaluate(run, epoch + 1)
+            run.save_progress(mean)
+
+
 def fit(args):
     """Train as ``args`` say; returns the run state (epoch, iteration, best AP, last metrics).
 
@@ -441,21 +461,10 @@ def fit(args):
     """
     with StopSignals() as stop:  # before the DataLoader's workers fork: they inherit it
         run = _Run(args)
-        if args.resume:
-            _resume(run)
-        elif args.start_epoch:
-            run.state["epoch"] = args.start_epoch
-        for epoch in range(run.state["epoch"], args.epochs):
-            mean = _train_epoch(run, epoch, stop)
-            _check_workers_agree(run, epoch)
-            run.state.update(epoch=epoch + 1, epoch_batches=0)
-            if run.log:
-                run.log.write("epoch", epoch=epoch, iteration=run.state["iteration"], **mean.means())
-            also = ("epoch%04d" % (epoch + 1),) if args.save_interval and (epoch + 1) % args.save_interval == 0 else ()
-            run.save_progress(mean, also)
-            if run.val_set is not None and ((epoch + 1) % args.val_interval == 0 or epoch + 1 == args.epochs):
-                run.state["last_metrics"] = _evaluate(run, epoch + 1)
-                run.save_progress(mean)
+        try:
+            _train_epochs(run, stop)
+        finally:  # the workers ignore the one SIGTERM of MXNet's own clean-up (see StopSignals)
+            close_dataloader_workers(run.loader)
     if run.log:
         plot_curves(run.log.read(), args.save_prefix + "_curves.png")
     run.dist.close()

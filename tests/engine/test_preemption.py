@@ -3,6 +3,7 @@ corrupt checkpoints skipped, a full disk, and dist_sync jobs that stop together 
 import errno
 import json
 import logging
+import multiprocessing
 import os
 import random
 import re
@@ -311,3 +312,23 @@ def test_the_launcher_leaves_no_process_behind_on_timeout(tmp_path):
     alive = [pid for pid in children if os.path.exists("/proc/%d" % pid)
              and open("/proc/%d/stat" % pid).read().split()[2] != "Z"]
     assert alive == [], "left running: %s" % alive
+
+
+def test_dataloader_workers_forked_under_stop_signals_are_ended_by_closing_their_pool():
+    """Workers forked inside StopSignals outlive one SIGTERM (MXNet's Pool.terminate clean-up
+    would wait for them forever); close_dataloader_workers ends them through the pool instead."""
+    from gluon_maskrcnn.engine.preemption import StopSignals
+    from gluon_maskrcnn.internals import close_dataloader_workers
+
+    with StopSignals():
+        loader = gluon.data.DataLoader(gluon.data.ArrayDataset(np.arange(8, dtype=np.float32)),
+                                       batch_size=2, num_workers=2)
+        assert sum(batch.shape[0] for batch in loader) == 8
+        workers = [process.pid for process in multiprocessing.active_children()]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGTERM)  # the group-wide signal a preemption sends
+        time.sleep(0.5)
+        assert os.path.exists("/proc/%d" % workers[0])  # kept serving
+        close_dataloader_workers(loader)
+    assert all(not os.path.exists("/proc/%d" % pid) for pid in workers)
+    del loader  # MXNet's __del__ finds no pool left to terminate
