@@ -5,6 +5,7 @@
 """
 import concurrent.futures
 import logging
+import sys
 import math
 import os
 
@@ -31,12 +32,12 @@ from .distributed import Distributed
 from .evaluation import evaluate, format_metrics, nvidia_coco_api
 from .loading import load_model, model_name
 from .metrics import MetricsLog, RunningMean, plot_curves
-from .preemption import StopSignals, TrainingStopped
+from .preemption import PREEMPTED_EXIT_CODE, StopSignals, TrainingStopped
 from .recipes import MODEL_SIZE_KEYS
 from .schedule import default_lr, default_warmup, learning_rate
 from .validation import validation_losses
 
-__all__ = ["fit", "TrainingStopped", "train_step", "forward_backward", "network_spec", "NonFiniteLossError",
+__all__ = ["fit", "train_command", "TrainingStopped", "train_step", "forward_backward", "network_spec", "NonFiniteLossError",
            "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts", "no_bias_decay"]
 
 logger = logging.getLogger("gluon_maskrcnn")
@@ -469,3 +470,57 @@ def fit(args):
         plot_curves(run.log.read(), args.save_prefix + "_curves.png")
     run.dist.close()
     return dict(run.state, net=run.net, rank=run.dist.rank)
+
+
+NONFINITE_EXIT_CODE, DIVERGED_EXIT_CODE = 3, 4
+
+
+def train_command(args):
+    """``fit(args)`` as ``scripts/train_mask_rcnn.py`` runs it; returns the exit code.
+
+    0 done, 2 a user error, 3 a loss became NaN or inf, 4 the workers' parameters differ,
+    75 (``PREEMPTED_EXIT_CODE``) stopped by SIGTERM/SIGINT with a checkpoint.
+
+    A dist_sync or Horovod worker that fails on its own ends at once (``os._exit``): a normal
+    exit runs MXNet's kvstore destructor, whose barrier the other workers never reach, so the
+    failed worker would wait there forever and the job with it. Ended, it is seen by the
+    launcher (or ``horovodrun``), which stops the others. Stops that every worker makes at the
+    same step (a signal, diverged parameters) end normally.
+    """
+    distributed = str(args.kv_store).startswith("dist") or bool(args.horovod)
+    try:
+        state = fit(args)
+    except TrainingStopped as err:  # a scheduler re-runs the command with --resume auto
+        logger.warning("%s", err)
+        return PREEMPTED_EXIT_CODE
+    except WorkersDivergedError as err:
+        logger.error("%s", err)
+        return DIVERGED_EXIT_CODE
+    except NonFiniteLossError as err:
+        logger.error("%s", err)
+        code = NONFINITE_EXIT_CODE
+    except Exception as err:
+        if not distributed:
+            raise
+        if isinstance(err, UserError):
+            print("error: %s" % err, file=sys.stderr)
+            code = 2
+        else:
+            logger.exception("this worker failed; ending it now so that the launcher stops the job")
+            code = 1
+    else:
+        metrics = state.get("last_metrics")
+        if metrics:
+            print("final segm AP %.3f, bbox AP %.3f" % (metrics["segm"]["AP"], metrics["bbox"]["AP"]))
+        return 0
+    if distributed:
+        _end_process_now(code)
+    return code
+
+
+def _end_process_now(code):
+    """Exit without Python's and MXNet's clean-up (see :func:`train_command`)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

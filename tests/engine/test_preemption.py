@@ -283,6 +283,44 @@ def test_a_dead_dist_sync_worker_ends_the_job_naming_it(twelve_images, tmp_path)
     assert "[launcher] worker 1 ended (killed by SIGKILL); stopping the others" in output, output[-3000:]
 
 
+FAILING_WORKER = """
+import os, sys
+sys.path.insert(0, %r)
+from train_helpers import make_args
+from gluon_maskrcnn.engine import trainer
+
+index = os.environ["GLUON_MASKRCNN_WORKER_INDEX"]
+if index == "1":  # a failure of this worker alone, at its third step
+    step = trainer.train_step
+    def failing_step(run, batch):
+        if run.state["iteration"] == 2:
+            raise RuntimeError("injected failure of worker 1")
+        return step(run, batch)
+    trainer.train_step = failing_step
+args = make_args(sys.argv[1], sys.argv[2] + "-w" + index, "--epochs", "1", "--norm", "frozen", "--kv-store", "dist_sync")
+sys.exit(trainer.train_command(args))
+"""
+
+
+def test_a_dist_sync_worker_that_raises_ends_at_once_and_the_job_with_it(twelve_images, tmp_path):
+    """Without train_command's immediate exit, the failed worker waits forever in MXNet's kvstore
+    destructor (its barrier is never matched) and the launcher never sees it end."""
+    from gluon_maskrcnn.engine.launcher import launch_local
+
+    script = tmp_path / "failing_worker.py"
+    script.write_text(FAILING_WORKER % HERE)
+    log = tmp_path / "launch.log"
+    started = time.time()
+    with open(str(log), "w") as sink:
+        code = launch_local([sys.executable, str(script), twelve_images, str(tmp_path / "run")], num_workers=2,
+                            env=DIST_ENV, timeout=240, sink=sink)
+    output = log.read_text()
+    assert code == 1, output[-3000:]
+    assert "[launcher] worker 1 ended (exit code 1); stopping the others" in output, output[-3000:]
+    assert "RuntimeError: injected failure of worker 1" in output
+    assert time.time() - started < 200, "the job took %.0f s to stop" % (time.time() - started)
+
+
 WORKER_WITH_A_CHILD_THAT_IGNORES_SIGTERM = """
 import os, signal, sys, time
 child = os.fork()
