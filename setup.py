@@ -33,9 +33,12 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "cu112": ["mxnet-cu112==1.9.1"],
-        "test": ["pytest", "pytest-timeout", "faster-coco-eval"],
+        "test": ["pytest", "pytest-timeout", "faster-coco-eval", "onnx>=1.14,<1.17", "onnxruntime>=1.16"],
         "fast-eval": ["faster-coco-eval"],
-        "docs": ["sphinx==9.0.4", "sphinx-gallery==0.22.1", "furo==2025.12.19"],
+        # MXNet 1.9.1's ONNX exporter reads onnx.mapping, which onnx 1.19 removed; 1.16.2 is
+        # the version tested. Its translations target opsets 12 and 13: we write opset 13.
+        "onnx": ["onnx>=1.14,<1.17", "onnxruntime>=1.16"],
+        "docs": ["sphinx==9.0.4", "sphinx-gallery==0.22.1", "furo==2025.12.19", "onnx>=1.14,<1.17", "onnxruntime>=1.16"],
     },
     entry_points={
         "console_scripts": [

@@ -11,19 +11,29 @@ import os
 
 import mxnet as mx
 
+from .errors import UserError
 from .files import atomic_write
 from .modeling.warmup import forward_once
 
 __all__ = ["export_model", "load_exported", "ExportedModel"]
 
 
-def export_model(net, prefix, size=(800, 1333)):
+def export_model(net, prefix, size=(800, 1333), format="mxnet"):
     """Hybridize ``net``, trace it on a (1, 3, *size) input and write the three files.
 
     Returns the file names. The graph is not tied to ``size``: it runs on any input size, and
     it is made of MXNet's own operators only (``net.fast_ops`` is off while tracing), so it
     runs wherever MXNet does.
+
+    ``format="onnx"`` writes one file, ``prefix.onnx``, instead (see
+    :mod:`gluon_maskrcnn.onnx_export`): the same graph, class names and resize settings.
     """
+    if format == "onnx":
+        from .onnx_export import export_onnx
+
+        return [export_onnx(net, prefix + ".onnx", size)]
+    if format != "mxnet":
+        raise UserError("unknown export format %r: use 'mxnet' or 'onnx'" % (format,))
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     with net.portable_ops():
         net.hybridize(static_alloc=True)
@@ -57,9 +67,17 @@ class ExportedModel(mx.gluon.HybridBlock):
 
 
 def load_exported(prefix, ctx=None):
-    """Load what :func:`export_model` wrote as an :class:`ExportedModel`."""
+    """Load what :func:`export_model` wrote: an :class:`ExportedModel` for a prefix, or an
+    :class:`~gluon_maskrcnn.onnx_export.OnnxModel` (ONNX Runtime) for a ``.onnx`` file."""
     import warnings
 
+    if prefix.endswith(".onnx"):
+        from .onnx_export import OnnxModel
+
+        return OnnxModel(prefix)
+    if not os.path.isfile(prefix + "-meta.json"):
+        raise UserError("no exported model at %s (expected %s-meta.json, -symbol.json and -0000.params, "
+                        "or a .onnx file)" % (prefix, prefix))
     ctx = ctx or mx.cpu()
     with open(prefix + "-meta.json") as f:
         meta = json.load(f)

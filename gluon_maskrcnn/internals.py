@@ -6,7 +6,8 @@ means one file to read when either library changes, and no private name anywhere
 
 __all__ = ["gluoncv_model_sha1", "structural_params", "kvstore_barrier", "init_trainer_kvstore", "trainer_params",
            "gluoncv_roi_settings", "gluoncv_pyramid_pooling", "set_gluoncv_pyramid_pooling",
-           "set_gluoncv_max_dets", "gluoncv_sampler_settings", "close_dataloader_workers"]
+           "set_gluoncv_max_dets", "gluoncv_sampler_settings", "onnx_translations", "mxnet_onnx_graph",
+           "close_dataloader_workers"]
 
 
 def gluoncv_model_sha1():
@@ -68,6 +69,28 @@ def gluoncv_sampler_settings(net):
     sampler = net.sampler
     return dict(num_sample=sampler._num_sample, max_pos=sampler._max_pos,
                 max_num_gt=sampler._max_num_gt, num_proposal=sampler._num_proposal)
+
+
+def onnx_translations():
+    """{opset: {MXNet operator: translation}} of MXNet's ONNX exporter, which keeps its registry
+    on a class of a private module; its public ``export_model`` offers neither the opset nor a
+    way to add a translation."""
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+
+    return MXNetGraph.registry_
+
+
+def mxnet_onnx_graph(sym, params, input_shape, opset, dynamic_shape):
+    """MXNet's ONNX translation of ``sym`` as an ONNX GraphProto, at ``opset``.
+
+    MXNet's public ``export_model`` uses the installed ``onnx``'s newest opset whatever its
+    translations were written for (12 and 13); the graph builder it calls takes the opset."""
+    from onnx import TensorProto
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+
+    return MXNetGraph().create_onnx_graph_proto(sym, params, [input_shape], [TensorProto.FLOAT],
+                                                opset_version=opset, dynamic=True,
+                                                dynamic_input_shapes=[dynamic_shape])
 
 
 def close_dataloader_workers(loader):

@@ -1,6 +1,7 @@
 """Time our Mask R-CNN against GluonCV's with the same weights, in the same run.
 
     OMP_NUM_THREADS=2 python scripts/benchmark_inference.py
+    OMP_NUM_THREADS=2 python scripts/benchmark_inference.py --onnx --models mask_rcnn_fpn_resnet50_v1b_coco
 """
 import argparse
 import os
@@ -18,8 +19,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=["gluoncv", "gluoncv100", "ours"])
+    parser.add_argument("--onnx", action="store_true",
+                        help="also time our graph exported to ONNX and run by ONNX Runtime (pip install .[onnx])")
     add_torchvision_arguments(parser)
     args = parser.parse_args()
+    if args.onnx and "onnx" not in args.variants:
+        args.variants.append("onnx")
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
     run_inference_benchmark(args.models, sizes, args.warmup, args.runs, args.variants,
                             torch_python=torch_python(args))

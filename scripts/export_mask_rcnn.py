@@ -1,8 +1,12 @@
-"""Export a model to MODEL-symbol.json, MODEL-0000.params and MODEL-meta.json for deployment.
+"""Export a model for deployment: MXNet's MODEL-symbol.json, MODEL-0000.params and
+MODEL-meta.json, or one ONNX file MODEL.onnx (--format onnx).
 
     python scripts/export_mask_rcnn.py --model runs/mask_rcnn-best --out exported/mask_rcnn
+    python scripts/export_mask_rcnn.py --model runs/mask_rcnn-best --out exported/mask_rcnn --format onnx
 
-Load it back with ``gluon_maskrcnn.export.load_exported`` (or ``SymbolBlock.imports``).
+Load either back with ``gluon_maskrcnn.export.load_exported`` (the prefix, or the .onnx file),
+or pass it to ``gluon_maskrcnn.predict`` and scripts/demo_mask_rcnn.py. The ONNX file takes any
+batch, height and width; it needs ``pip install .[onnx]``.
 """
 import argparse
 import sys
@@ -19,10 +23,12 @@ def main():
     p.add_argument("--out", required=True, help="output prefix")
     p.add_argument("--size", type=int, nargs=2, default=None,
                    help="height width to trace with (default: the model's short side, square)")
+    p.add_argument("--format", choices=("mxnet", "onnx"), default="mxnet",
+                   help="mxnet: symbol, params and meta files; onnx: one .onnx file (opset 13)")
     args = p.parse_args()
     net = load_model(args.model, args.params)
     size = args.size or (net.short, net.short)
-    for name in export_model(net, args.out, size):
+    for name in export_model(net, args.out, size, format=args.format):
         print("wrote", name)
 
 

@@ -1,5 +1,9 @@
 """Inference benchmark against GluonCV: same weights, same input, same run, one subprocess per
 measurement so that each peak RSS is its own. Used by ``scripts/benchmark_inference.py``.
+
+Variants: ``gluoncv`` (hybridized, its presets' 1000 detections), ``gluoncv100`` (100, as
+ours), ``ours`` (hybridized, static shapes) and ``onnx`` (our graph exported to ONNX, run by
+ONNX Runtime on the CPU with ``OMP_NUM_THREADS`` threads).
 """
 import json
 import os
@@ -41,6 +45,17 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
 
         net = gm.get_model(name, pretrained=params, pretrained_base=False)
         net.hybridize(static_alloc=True, static_shape=True)
+    elif kind == "export_onnx":  # the file the "onnx" measurement runs, written in its own process
+        import gluon_maskrcnn as gm
+        from gluon_maskrcnn.onnx_export import export_onnx
+
+        export_onnx(gm.get_model(name, pretrained=params, pretrained_base=False), _onnx_path(params), (height, width))
+        return
+    elif kind == "onnx":  # ONNX Runtime on the CPU, as many threads as MXNet gets
+        from gluon_maskrcnn.onnx_export import OnnxModel
+
+        model = OnnxModel(_onnx_path(params), threads=int(os.environ.get("OMP_NUM_THREADS") or 0) or None)
+        net = lambda data: tuple(mx.nd.array(o) for o in model.run_numpy(data))  # noqa: E731
     else:
         import gluoncv
 
@@ -60,12 +75,16 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
     np.savez(out, seconds=seconds, rss=peak_rss_gb(), ids=ids, scores=scores, boxes=boxes, masks=masks)
 
 
+def _onnx_path(params):
+    return params[:-len(".params")] + ".onnx"
+
+
 def _spawn(kind, name, size, params, folder, warmup, runs):
     out = os.path.join(folder, "%s-%s-%dx%d.npz" % (kind, name, size[0], size[1]))
     cmd = [sys.executable, "-m", "gluon_maskrcnn.benchmarks.inference", kind, name, str(size[0]), str(size[1]),
            params, out, str(warmup), str(runs)]
     subprocess.run(cmd, check=True)
-    return dict(np.load(out))
+    return dict(np.load(out)) if os.path.exists(out) else None
 
 
 def add_torchvision_arguments(parser):
@@ -111,6 +130,8 @@ def run_inference_benchmark(names, sizes, warmup=2, runs=3, variants=("gluoncv",
         parity.gluoncv_model(name, seed=0).save_parameters(params)
         for size in sizes:
             reference = _spawn("reference", name, size, params, folder, warmup, runs)
+            if "onnx" in variants:
+                _spawn("export_onnx", name, size, params, folder, warmup, runs)
             results = {kind: _spawn(kind, name, size, params, folder, warmup, runs) for kind in variants}
             ours = results["ours"]
             keys = ("ids", "scores", "boxes", "masks")

@@ -37,8 +37,13 @@ def checkpoint_model(args):
 
 
 def load_model(model, params=None, ctx=None, **overrides):
-    """``model``: a zoo name, or a training checkpoint prefix (``runs/x-best``) whose JSON
-    names the network and classes. ``params``: a .params file for a zoo name (or True)."""
+    """``model``: a zoo name, a training checkpoint prefix (``runs/x-best``) whose JSON names the
+    network and classes, or an exported ``.onnx`` file (run by ONNX Runtime; inference only).
+    ``params``: a .params file for a zoo name (or True)."""
+    if model.endswith(".onnx"):
+        from ..export import load_exported
+
+        return load_exported(model)
     args = checkpoint_args(model)
     if args is not None:
         name, saved = checkpoint_model(args)

@@ -72,6 +72,8 @@ def pick_class_masks(F, logits, class_ids, num_classes):
     logits (K, C, M, M), class_ids (K,) with -1 for none -> (K, M, M).
     """
     cls = F.clip(class_ids, 0, num_classes - 1)
-    flat = logits.reshape((-3, -2))  # (K, C, M, M) -> (K*C, M, M)
+    flat = logits.reshape((-3, -1))  # (K, C, M, M) -> (K*C, M*M)
     rows = F.contrib.arange_like(class_ids) * num_classes + cls  # (K,)
-    return F.take(flat, rows)
+    picked = F.take(flat, rows)  # (K, M*M)
+    return F.reshape_like(picked, logits, lhs_begin=1, lhs_end=2, rhs_begin=2,
+                          rhs_end=4)  # (K, M*M) -> (K, M, M)

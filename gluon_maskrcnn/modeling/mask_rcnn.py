@@ -80,7 +80,8 @@ class MaskRCNN(FasterRCNN):
         pooled = self.pool_rois(F, stage["feats"], stage["bboxes"])  # (B*K, C, R, R)
         logits = self.mask(self.top(pooled))  # (B*K, classes, M, M)
         masks = pick_class_masks(F, logits, stage["ids"].reshape((-1,)), self.num_class)  # (B*K, M, M)
-        stage["masks"] = F.sigmoid(masks).reshape((-4, -1, self.max_dets, -2))  # (B*K, M, M) -> (B, K, M, M)
+        stage["masks"] = F.reshape_like(F.sigmoid(masks), stage["ids"], lhs_begin=0, lhs_end=1, rhs_begin=0,
+                                        rhs_end=2)  # (B*K, M, M) -> (B, K, M, M)
         return stage
 
     def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None, roi_keys=None):

@@ -25,7 +25,7 @@ def detect(F, cls_pred, box_pred, rois, num_class, num_rois, *, clip, stds=(0.1,
     class_ids = F.broadcast_like(F.arange(num_class).reshape((1, -1, 1)), fg)  # (B, C, N)
     ids = F.where(keep, class_ids, F.ones_like(fg) * -1).reshape((0, -1, 1))  # (B, C, N) -> (B, C*N, 1)
     scores = F.where(keep, fg, F.zeros_like(fg)).reshape((0, -1, 1))  # (B, C, N) -> (B, C*N, 1)
-    deltas = box_pred.transpose((0, 2, 1, 3)).reshape((0, -3, 4))  # (B, C, N, 4) -> (B, C*N, 4)
+    deltas = box_pred.transpose((0, 2, 1, 3)).reshape((0, -1, 4))  # (B, C, N, 4) -> (B, C*N, 4)
     anchors = F.broadcast_like(rois.expand_dims(1), box_pred.transpose((0, 2, 1, 3)))  # (B, C, N, 4)
     # box_decode broadcasts anchors of batch 1 only: decode everything as one batch
     boxes = F.contrib.box_decode(deltas.reshape((1, -1, 4)), anchors.reshape((1, -1, 4)),
@@ -33,11 +33,13 @@ def detect(F, cls_pred, box_pred, rois, num_class, num_rois, *, clip, stds=(0.1,
                                  format="corner")  # (B, C*N, 4) -> (1, B*C*N, 4)
     boxes = F.reshape_like(boxes, deltas)  # (1, B*C*N, 4) -> (B, C*N, 4)
     dets = F.concat(ids, scores, boxes, dim=-1)  # (B, C*N, 6)
-    # NMS with every class on the batch axis costs C*N^2 instead of (C*N)^2, same result
+    # NMS with every class on the batch axis costs C*N^2 instead of (C*N)^2, same result; a row
+    # holds one class (rows below the threshold score 0 and are invalid), so no class id is
+    # needed, and the graph translates to ONNX (see onnx_ops)
     per_class = dets.reshape((-1, num_rois, 6))  # (B, C*N, 6) -> (B*C, N, 6)
     per_class = F.contrib.box_nms(per_class, overlap_thresh=nms_thresh, topk=nms_topk,
-                                  valid_thresh=0.0001, id_index=0, score_index=1, coord_start=2,
-                                  force_suppress=False)
+                                  valid_thresh=0.0001, id_index=-1, score_index=1, coord_start=2,
+                                  force_suppress=True)
     dets = per_class.reshape((-1, num_class * num_rois, 6))  # (B*C, N, 6) -> (B, C*N, 6)
     if force_nms:
         dets = F.contrib.box_nms(dets, overlap_thresh=nms_thresh, topk=nms_topk, valid_thresh=0.0001,
@@ -53,6 +55,6 @@ def _take_rows(F, data, index, num_rows):
     """Per-image row gather: data (B, R, D), index (B, K) -> (B, K, D)."""
     offsets = F.contrib.arange_like(index, axis=0).reshape((-1, 1)) * num_rows  # (B, 1)
     flat_index = F.broadcast_add(index, offsets).reshape((-1,))  # (B, K) -> (B*K,)
-    rows = F.take(data.reshape((-3, 0)), flat_index)  # (B*R, D) -> (B*K, D)
+    rows = F.take(data.reshape((-3, -1)), flat_index)  # (B, R, D) -> (B*R, D) -> (B*K, D)
     return F.reshape_like(rows.reshape((0, 1, -1)), index.expand_dims(-1), lhs_begin=0, lhs_end=2,
                           rhs_begin=0, rhs_end=2)  # (B*K, 1, D) -> (B, K, D)
