@@ -102,6 +102,7 @@ def graph_to_onnx(sym, params, input_shape=(1, 3, 512, 512), output_names=None, 
     with _our_translations():
         dynamic = ("batch", input_shape[1], "height", "width") if len(input_shape) == 4 else input_shape
         graph = mxnet_onnx_graph(sym, params, tuple(input_shape), OPSET, tuple(dynamic))
+    _drop_weights_from_inputs(graph)
     if output_names:
         _rename_outputs(graph, _mxnet_output_names(sym), output_names)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -109,6 +110,16 @@ def graph_to_onnx(sym, params, input_shape=(1, 3, 512, 512), output_names=None, 
     for key, value in (metadata or {}).items():
         model.metadata_props.add(key=key, value=value)
     return model
+
+
+def _drop_weights_from_inputs(graph):
+    """MXNet's exporter lists every weight as a graph input too, which tells runtimes that
+    the caller may replace it: ONNX Runtime then neither folds nor fuses them (batch norm into
+    convolution, say). The weights stay initializers; ``data`` stays the one input."""
+    weights = {tensor.name for tensor in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
 
 
 def _rename_outputs(graph, current, wanted):

@@ -165,3 +165,4 @@ def test_the_file_says_opset_13_and_carries_the_classes(exported):
     meta = {p.key: p.value for p in model.metadata_props}
     assert json.loads(meta["classes"]) == list(net.classes)
     assert [o.name for o in model.graph.output] == ["ids", "scores", "bboxes", "masks"]
+    assert [i.name for i in model.graph.input] == ["data"]  # weights are constants, not inputs
