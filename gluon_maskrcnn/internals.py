@@ -7,7 +7,7 @@ means one file to read when either library changes, and no private name anywhere
 __all__ = ["gluoncv_model_sha1", "structural_params", "kvstore_barrier", "init_trainer_kvstore", "trainer_params",
            "gluoncv_roi_settings", "gluoncv_pyramid_pooling", "set_gluoncv_pyramid_pooling",
            "set_gluoncv_max_dets", "gluoncv_sampler_settings", "onnx_translations", "mxnet_onnx_graph",
-           "close_dataloader_workers"]
+           "close_dataloader_workers", "child_blocks"]
 
 
 def gluoncv_model_sha1():
@@ -104,3 +104,8 @@ def close_dataloader_workers(loader):
     loader._worker_pool = None
     pool.close()
     pool.join()
+
+
+def child_blocks(block):
+    """The direct children of a Gluon block (Gluon keeps them in a private dict)."""
+    return list(block._children.values())

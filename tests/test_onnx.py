@@ -166,3 +166,20 @@ def test_the_file_says_opset_13_and_carries_the_classes(exported):
     assert json.loads(meta["classes"]) == list(net.classes)
     assert [o.name for o in model.graph.output] == ["ids", "scores", "bboxes", "masks"]
     assert [i.name for i in model.graph.input] == ["data"]  # weights are constants, not inputs
+
+
+def test_calibrated_batch_norms_normalise_their_own_input():
+    from mxnet.gluon import nn
+
+    from gluon_maskrcnn.benchmarks.onnx_equality import calibrate_batch_norms
+
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(4, 3, padding=1), nn.BatchNorm(use_global_stats=True), nn.Conv2D(2, 1),
+            nn.BatchNorm(use_global_stats=True))
+    net.initialize()
+    x = mx.nd.random.normal(3, 2, shape=(2, 3, 8, 8))
+    calibrate_batch_norms(net, x)
+    inner = net[1](net[0](x)).asnumpy()  # (B, C, H, W): per channel mean 0, var / (var + mean var)
+    var = net[0](x).asnumpy().var(axis=(0, 2, 3))
+    np.testing.assert_allclose(inner.mean(axis=(0, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(inner.var(axis=(0, 2, 3)), var / (var + var.mean()), rtol=1e-3)
