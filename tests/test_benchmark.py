@@ -1,4 +1,5 @@
-"""The benchmarks' torchvision plumbing: which Python runs torchvision, and what it is asked."""
+"""The benchmarks: the torchvision plumbing (which Python runs torchvision, and what it is asked),
+and the inference benchmark end to end."""
 import argparse
 import json
 import os
@@ -128,3 +129,18 @@ def test_a_worker_that_dies_is_reported_with_its_model_and_parameters(tmp_path):
     message = str(err.value)
     assert "ours benchmark worker for mask_rcnn_resnet50_v1b_coco" in message
     assert missing in message and "exited with code 1" in message
+
+
+def test_the_inference_benchmark_runs_ours_and_onnx_end_to_end(capsys):
+    """scripts/benchmark_inference.py's whole path, small: every variant's subprocess runs, and
+    the rows carry times, memory and agreement with imperative GluonCV."""
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    rows = benchmark.run_inference_benchmark(["mask_rcnn_fpn_resnet18_v1b_coco"], [(128, 160)], warmup=0, runs=1,
+                                             variants=("ours", "onnx"))
+    assert [r["impl"] for r in rows] == ["ours", "onnx"]
+    for row in rows:
+        assert row["seconds"] > 0 and row["peak_rss_gb"] > 0 and 0.0 <= row["top100_vs_gluoncv_imperative"] <= 1.0
+    assert rows[0]["speedup_of_ours"] == 1.0
+    assert '"impl": "onnx"' in capsys.readouterr().out

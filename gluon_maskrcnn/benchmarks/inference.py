@@ -31,7 +31,7 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
     """Time one model in this process; write time, peak RSS and detections to ``out`` (.npz)."""
     import mxnet as mx
 
-    from gluon_maskrcnn.model_zoo import parity
+    from gluon_maskrcnn.benchmarks import parity
 
     x = parity.random_image(height, width, seed=7)
     if kind == "reference":  # GluonCV imperative, once: the detections everything is checked against
@@ -120,7 +120,7 @@ def run_inference_benchmark(names, sizes, warmup=2, runs=3, variants=("gluoncv",
                             torch_python=None):
     """Print and return a table of times, ratios, peak RSS and top-100 agreement; torchvision's
     FPN R50 beside ours when ``torch_python`` (a Python with torchvision) is given."""
-    from gluon_maskrcnn.model_zoo import parity
+    from gluon_maskrcnn.benchmarks import parity
 
     folder = tempfile.mkdtemp(prefix="bench-")
     rows = []
