@@ -54,8 +54,7 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
     elif kind == "onnx":  # ONNX Runtime on the CPU, as many threads as MXNet gets
         from gluon_maskrcnn.onnx_export import OnnxModel
 
-        model = OnnxModel(_onnx_path(params), threads=int(os.environ.get("OMP_NUM_THREADS") or 0) or None)
-        net = lambda data: tuple(mx.nd.array(o) for o in model.run_numpy(data))  # noqa: E731
+        net = OnnxModel(_onnx_path(params), threads=int(os.environ.get("OMP_NUM_THREADS") or 0) or None)
     else:
         import gluoncv
 
