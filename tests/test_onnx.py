@@ -153,6 +153,8 @@ def test_unknown_format_and_files_without_our_metadata_are_named(tmp_path):
         OnnxModel(path)
     with pytest.raises(UserError, match="no ONNX file"):
         OnnxModel(str(tmp_path / "missing.onnx"))
+    with pytest.raises(UserError, match="no exported model at .*nothing \\(expected .*nothing-meta.json"):
+        load_exported(str(tmp_path / "nothing"))
 
 
 def test_the_file_says_opset_13_and_carries_the_classes(exported):
