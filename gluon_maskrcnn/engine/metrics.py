@@ -3,10 +3,11 @@ import json
 import os
 import time
 
+from ..errors import UserError
 from ..files import atomic_write
 
 
-__all__ = ["RunningMean", "MetricsLog", "plot_curves"]
+__all__ = ["RunningMean", "MetricsLog", "plot_curves", "best_evaluation"]
 
 
 class RunningMean:
@@ -62,6 +63,16 @@ class MetricsLog:
             return []
         with open(self.path) as f:
             return [json.loads(line) for line in f if line.strip()]
+
+
+def best_evaluation(save_prefix):
+    """The evaluation record of run ``save_prefix`` with the highest segm AP (the one its
+    ``-best`` checkpoint was saved at), from its metrics log."""
+    path = save_prefix + "_metrics.jsonl"
+    evals = [r for r in MetricsLog(path).read() if r["kind"] == "eval"]
+    if not evals:
+        raise UserError("%s has no evaluation: train with --val-interval > 0" % path)
+    return max(evals, key=lambda r: r["segm_AP"])
 
 
 def plot_curves(records, path):

@@ -377,7 +377,7 @@ def _resume(run):
     state = load_checkpoint(prefix, run.net, run.trainer, ctx=run.ctx, verified_state=state)
     run.state.update(epoch=state["epoch"], epoch_batches=state.get("epoch_batches", 0),
                      iteration=state["iteration"], best_segm_ap=state.get("best_segm_ap", -1.0))
-    for key in ("epoch_mean", "numpy_rng"):
+    for key in ("epoch_mean", "numpy_rng", "last_metrics"):
         if key in state:
             run.state[key] = state[key]
     if run.loss_scaler is not None and "loss_scale" in state:
