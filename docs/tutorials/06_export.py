@@ -27,18 +27,19 @@ import numpy as np
 import gluon_maskrcnn as gm
 from gluon_maskrcnn.data.coco import COCOInstances, read_image
 from gluon_maskrcnn.data.transforms import ValTransform
-from gluon_maskrcnn.engine import fit, load_model, training_args
+from gluon_maskrcnn.engine import load_model
+from gluon_maskrcnn.engine.cached import docs_model
 from gluon_maskrcnn.export import export_model, load_exported
 from gluon_maskrcnn.viz import draw_instances
 
 # %%
 # A trained model
 # ---------------
-# The checkpoint of the training tutorial (trained here if that tutorial did not run).
-checkpoint = os.path.join("runs", "tiny", "mask_rcnn-best")
-if not os.path.exists(checkpoint + ".json"):
-    fit(training_args(dataset="synthetic", gpus="", tiny=True, quiet=True))
-net = load_model(checkpoint)
+# The documentation's shape model, the one the training tutorial trained (trained here if no
+# earlier page of this build did).
+run = docs_model(os.path.join("..", "_build", "model_cache"))
+net = load_model(run["prefix"] + "-best")
+print("%s: segm AP %.3f on the synthetic val split" % (run["prefix"] + "-best", run["segm_AP"]))
 
 # %%
 # Export
@@ -57,9 +58,9 @@ with warnings.catch_warnings():  # MXNet cannot infer the input's dtype from the
     warnings.simplefilter("ignore", UserWarning)
     deployed = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"],
                                             prefix + "-0000.params")
-val = COCOInstances(os.path.join("data", "synthetic_tiny"), "val", skip_empty=False)
-images = [read_image(val.image_path(i)) for i in range(len(val))]
-found = [len(r["labels"]) for r in gm.predict(net, images, score_thresh=0.3)]
+val = COCOInstances(run["args"].dataset_root, "val", skip_empty=False)
+images = [read_image(val.image_path(i)) for i in range(8)]
+found = [len(r["labels"]) for r in gm.predict(net, images, score_thresh=0.5)]
 image = images[int(np.argmax(found))]  # the validation image with the most detections
 x, (height, width, scale_x, scale_y) = ValTransform(net.short, net.max_size)(image)
 x = mx.nd.array(x[None])  # (3, H, W) -> (1, 3, H, W)
@@ -78,8 +79,8 @@ for name, a, b in zip(net.INFER_OUTPUTS, original, exported):
 # goes straight into :func:`gluon_maskrcnn.predict`.
 model = load_exported(prefix)
 print("classes:", model.classes, "short side:", model.short)
-result = gm.predict(model, [image], score_thresh=0.3)[0]
-reference = gm.predict(net, [image], score_thresh=0.3)[0]
+result = gm.predict(model, [image], score_thresh=0.5)[0]
+reference = gm.predict(net, [image], score_thresh=0.5)[0]
 print("detections: exported %d, original %d; same labels: %s"
       % (len(result["labels"]), len(reference["labels"]),
          np.array_equal(result["labels"], reference["labels"])))
@@ -119,7 +120,7 @@ print("detections: ONNX %d, original %d; same labels: %s"
 if same_labels:
     print("pasted mask pixels that differ: %d of %d"
           % ((everything["masks"] != everything_mxnet["masks"]).sum(), everything_mxnet["masks"].size))
-from_file = gm.predict(onnx_path, [image], score_thresh=0.3)[0]
+from_file = gm.predict(onnx_path, [image], score_thresh=0.5)[0]
 
 fig, ax = plt.subplots(figsize=(5, 4))
 ax.imshow(draw_instances(image, from_file["boxes"], from_file["labels"], from_file["scores"],
