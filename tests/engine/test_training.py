@@ -216,8 +216,13 @@ OVERFIT_FLAGS = ("--epochs", "100", "--lr", "0.01", "--lr-mode", "step", "--lr-d
                  "--norm", "frozen", "--val-split", "train", "--val-interval", "100", "--log-interval", "2")
 
 
+@pytest.mark.skipif(os.environ.get("GLUON_MASKRCNN_SLOW") != "1", reason="set GLUON_MASKRCNN_SLOW=1")
 def test_tiny_overfit_drives_the_loss_down_and_reaches_high_ap(tmp_path):
-    """Train on two synthetic images and evaluate on the same two: the network must fit them."""
+    """Train on two synthetic images and evaluate on the same two: the network must fit them.
+
+    About two minutes on 2 cores, so it runs with GLUON_MASKRCNN_SLOW=1. CI checks learning
+    more strongly in the docs build: the README's main command trains from scratch there, and
+    the build fails below segm AP 0.5 on held-out images (``engine.cached.docs_model``)."""
     from gluon_maskrcnn.data.synthetic import write_synthetic_coco
 
     root = str(tmp_path / "two")

@@ -1,8 +1,10 @@
 """GluonCV parity: GluonCV-saved parameter files load strictly and compute what GluonCV computes,
 at inference and in one training step.
 
-ResNet-18 names run on every CI run; ResNet-50/101 run with GLUON_MASKRCNN_SLOW=1 (or print the
-same comparison with ``scripts/compare_gluoncv.py``).
+FPN R18 runs on every CI run. C4 R18 (about three minutes on 2 cores: 1,000 proposals and 512
+ROI samples through res5, in both networks) and ResNet-50/101 run with GLUON_MASKRCNN_SLOW=1 (or
+print the same comparison with ``scripts/compare_gluoncv.py``); CI's time goes to the docs
+build's training of a model that must reach segm AP 0.5.
 """
 import os
 
@@ -14,8 +16,9 @@ from gluon_maskrcnn.internals import structural_params
 from gluon_maskrcnn.model_zoo import PRESETS
 
 SLOW = os.environ.get("GLUON_MASKRCNN_SLOW") == "1"
-FAST_NAMES = ["mask_rcnn_resnet18_v1b_coco", "mask_rcnn_fpn_resnet18_v1b_coco"]
-SLOW_NAMES = ["mask_rcnn_resnet50_v1b_coco", "mask_rcnn_fpn_resnet50_v1b_coco",
+FAST_NAMES = ["mask_rcnn_fpn_resnet18_v1b_coco"]
+SLOW_NAMES = ["mask_rcnn_resnet18_v1b_coco",
+              "mask_rcnn_resnet50_v1b_coco", "mask_rcnn_fpn_resnet50_v1b_coco",
               "mask_rcnn_resnet101_v1d_coco", "mask_rcnn_fpn_resnet101_v1d_coco"]
 NAMES = FAST_NAMES + [pytest.param(n, marks=pytest.mark.skipif(not SLOW, reason="set GLUON_MASKRCNN_SLOW=1"))
                       for n in SLOW_NAMES]
