@@ -46,8 +46,8 @@ def pictures_markdown(pictures, relative_to):
         return os.path.relpath(path, relative_to).replace(os.sep, "/")
 
     return ("![predictions](%s)\n\n*The main command's model (%s) on the first %d val images, scores "
-            "of at least %.1f: %s.*\n\n![curves](%s)\n\n*The same run's training losses per logging "
-            "interval and validation AP per evaluation.*\n"
+            "of at least %.1f: %s.*\n\n![curves](%s)\n\n*The same run's training losses (each point the "
+            "mean since its epoch began) and its validation AP at each evaluation.*\n"
             % (rel(pictures["predictions"]), run, pictures["count"], pictures["score_thresh"], ap,
                rel(pictures["curves"])))
 
