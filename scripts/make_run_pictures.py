@@ -20,8 +20,9 @@ def main():
     parser.add_argument("--out", default="docs/_static/readme", help="folder of the two PNGs")
     parser.add_argument("--readme", default="README.md", help="markdown file whose block to rewrite ('' for none)")
     parser.add_argument("--count", type=int, default=4, help="val images in the gallery")
+    parser.add_argument("--score-thresh", type=float, default=0.7, help="the gallery's lowest score drawn")
     args = parser.parse_args()
-    pictures = save_run_pictures(args.run, args.out, count=args.count)
+    pictures = save_run_pictures(args.run, args.out, count=args.count, score_thresh=args.score_thresh)
     print("wrote %s and %s" % (pictures["predictions"], pictures["curves"]))
     if args.readme:
         block = pictures_markdown(pictures, os.path.dirname(os.path.abspath(args.readme)))

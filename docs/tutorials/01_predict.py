@@ -64,10 +64,12 @@ print("%d classes: %s%s" % (len(net.classes), ", ".join(net.classes[:6]),
 # :func:`gluon_maskrcnn.predict` takes file names or ``HxWx3`` uint8 RGB arrays. It resizes
 # each image as the model was trained (``net.short``, ``net.max_size``), runs the network, and
 # returns per image the boxes in original pixels, labels, scores, class names and binary masks
-# pasted at the original size. Detections under ``score_thresh`` (here 0.5) are dropped.
+# pasted at the original size. Detections under ``score_thresh`` are dropped: this page keeps
+# 0.7, where the shape model's labels are nearly all right (over the 50 val images, 99 of 131
+# shapes found with their class and 11 other detections; at 0.5, 106 found and 57 others).
 val = COCOInstances(val_root, "val", skip_empty=False)
 paths = [val.image_path(i) for i in range(4)]
-results = gm.predict(net, paths, score_thresh=0.5)
+results = gm.predict(net, paths, score_thresh=0.7)
 for path, result in zip(paths, results):
     print(os.path.basename(path), "->", ", ".join(
         "%s %.2f" % (n, s) for n, s in zip(result["class_names"], result["scores"])) or "nothing")

@@ -126,7 +126,7 @@ require_segm_ap(metrics, 0.5, "the fine-tuned two-class model")  # the build fai
 net = state["net"]
 paths = [val.image_path(i) for i in range(3)]
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-for ax, path, result in zip(axes, paths, gm.predict(net, paths, score_thresh=0.5)):
+for ax, path, result in zip(axes, paths, gm.predict(net, paths, score_thresh=0.7)):
     ax.imshow(draw_instances(read_image(path), result["boxes"], result["labels"],
                              result["scores"], result["masks"], net.classes))
     ax.axis("off")

@@ -60,7 +60,7 @@ with warnings.catch_warnings():  # MXNet cannot infer the input's dtype from the
                                             prefix + "-0000.params")
 val = COCOInstances(run["args"].dataset_root, "val", skip_empty=False)
 images = [read_image(val.image_path(i)) for i in range(8)]
-found = [len(r["labels"]) for r in gm.predict(net, images, score_thresh=0.5)]
+found = [len(r["labels"]) for r in gm.predict(net, images, score_thresh=0.7)]
 image = images[int(np.argmax(found))]  # the validation image with the most detections
 x, (height, width, scale_x, scale_y) = ValTransform(net.short, net.max_size)(image)
 x = mx.nd.array(x[None])  # (3, H, W) -> (1, 3, H, W)
@@ -79,8 +79,8 @@ for name, a, b in zip(net.INFER_OUTPUTS, original, exported):
 # goes straight into :func:`gluon_maskrcnn.predict`.
 model = load_exported(prefix)
 print("classes:", model.classes, "short side:", model.short)
-result = gm.predict(model, [image], score_thresh=0.5)[0]
-reference = gm.predict(net, [image], score_thresh=0.5)[0]
+result = gm.predict(model, [image], score_thresh=0.7)[0]
+reference = gm.predict(net, [image], score_thresh=0.7)[0]
 print("detections: exported %d, original %d; same labels: %s"
       % (len(result["labels"]), len(reference["labels"]),
          np.array_equal(result["labels"], reference["labels"])))
@@ -120,7 +120,7 @@ print("detections: ONNX %d, original %d; same labels: %s"
 if same_labels:
     print("pasted mask pixels that differ: %d of %d"
           % ((everything["masks"] != everything_mxnet["masks"]).sum(), everything_mxnet["masks"].size))
-from_file = gm.predict(onnx_path, [image], score_thresh=0.5)[0]
+from_file = gm.predict(onnx_path, [image], score_thresh=0.7)[0]
 
 fig, ax = plt.subplots(figsize=(5, 4))
 ax.imshow(draw_instances(image, from_file["boxes"], from_file["labels"], from_file["scores"],
