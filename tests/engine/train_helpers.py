@@ -1,8 +1,10 @@
-"""Arguments of a small, fast training run."""
+"""Arguments of a small, fast training run (every width given: the tests' hand-picked limits,
+such as a clipping norm between two steps' gradient norms, must not follow the recipes)."""
 from gluon_maskrcnn.engine.cli import build_parser, apply_recipe
 
 SMALL = ["--network", "resnet18_v1b", "--use-fpn", "--gpus", "", "--no-pretrained-base", "--train-all",
-         "--short", "96", "--max-size", "128", "--rpn-channels", "64", "--num-sample", "64",
+         "--short", "96", "--max-size", "128", "--rpn-channels", "64", "--fpn-channels", "128",
+         "--mask-channels", "128", "--box-hidden", "512", "--num-sample", "64",
          "--rpn-train-pre-nms", "500", "--rpn-train-post-nms", "128", "--rpn-test-pre-nms", "300",
          "--rpn-test-post-nms", "64", "--max-dets", "20", "--num-workers", "0", "--lr-warmup", "5",
          "--val-interval", "0", "--quiet", "--dataset", "synthetic", "--log-interval", "1", "--no-hybridize",
