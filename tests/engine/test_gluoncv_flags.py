@@ -187,7 +187,8 @@ def test_fine_tuning_from_gluoncvs_published_coco_file_layout(tiny_root, tmp_pat
     monkeypatch.setenv("MXNET_HOME", str(tmp_path))
     monkeypatch.setattr(store, "sha1_table", lambda: {name: sha1})
     state = fit(make_args(tiny_root, str(tmp_path / "run" / "m"), "--pretrained", "True", "--epochs", "1",
-                          "--lr", "1e-12", "--lr-warmup", "0", "--rpn-channels", "1024"))
+                          "--lr", "1e-12", "--lr-warmup", "0", "--rpn-channels", "1024",
+                          "--fpn-channels", "256", "--mask-channels", "256", "--box-hidden", "1024"))  # GluonCV's
     net = state["net"]
     assert net.classes != reference.classes and len(net.classes) == 4
     theirs = structural_params(reference)
