@@ -63,9 +63,12 @@ def replace_marked_block(text, block, marker):
 
 def update_marked_block(path, block, marker):
     """Rewrite the ``marker`` block of the text file ``path`` (atomically); see
-    :func:`replace_marked_block`."""
+    :func:`replace_marked_block`. Its error names ``path``."""
     with open(path) as f:
-        text = replace_marked_block(f.read(), block, marker)
+        try:
+            text = replace_marked_block(f.read(), block, marker)
+        except UserError as err:
+            raise UserError("%s: %s" % (path, err)) from None
 
     def write(tmp):
         with open(tmp, "w") as f:

@@ -6,7 +6,8 @@ import pytest
 from gluon_maskrcnn.engine import trainer
 from gluon_maskrcnn.engine.cached import ModelQualityError, recipe_key, require_segm_ap, train_once
 from gluon_maskrcnn.engine.metrics import best_evaluation
-from gluon_maskrcnn.engine.pictures import pictures_markdown, replace_marked_block, save_run_pictures
+from gluon_maskrcnn.engine.pictures import (pictures_markdown, replace_marked_block, save_run_pictures,
+                                            update_marked_block)
 from gluon_maskrcnn.errors import UserError
 
 from train_helpers import make_args
@@ -74,3 +75,13 @@ def test_replace_marked_block_keeps_the_rest_and_names_missing_markers():
         "intro\n<!-- run-pictures -->\nnew\n<!-- /run-pictures -->\nend\n"
     with pytest.raises(UserError, match="no '<!-- other -->'"):
         replace_marked_block(text, "x", "other")
+
+
+def test_update_marked_block_rewrites_the_file_and_names_it_when_the_markers_are_missing(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- run-pictures -->\nold\n<!-- /run-pictures -->\n")
+    update_marked_block(str(readme), "new\n", "run-pictures")
+    assert readme.read_text() == "a\n<!-- run-pictures -->\nnew\n<!-- /run-pictures -->\n"
+    with pytest.raises(UserError, match=r"README\.md: no '<!-- other -->'"):
+        update_marked_block(str(readme), "x", "other")
+    assert "new" in readme.read_text()  # unchanged by the refused call
