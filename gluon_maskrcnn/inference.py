@@ -6,7 +6,19 @@ import numpy as np
 from .data.coco import read_image
 from .data.transforms import ValTransform
 
-__all__ = ["paste_masks", "detections_to_original", "predict_images"]
+__all__ = ["paste_masks", "detections_to_original", "predict_images", "network_context"]
+
+
+def network_context(net):
+    """The device a network's parameters live on (the first one when they live on several);
+    ``cpu()`` for a network without MXNet parameters (an ONNX Runtime model)."""
+    collect = getattr(net, "collect_params", None)
+    for param in (collect().values() if collect else ()):
+        try:
+            return param.list_ctx()[0]
+        except RuntimeError:  # not initialised yet: the next one may be
+            continue
+    return mx.cpu()
 
 
 def paste_masks(masks, boxes, height, width, threshold=0.5):
@@ -53,8 +65,8 @@ def detections_to_original(ids, scores, boxes, masks, scale, height, width, scor
 
 
 def predict_images(net, images, ctx=None, score_thresh=0.5, mask_thresh=0.5):
-    """See :func:`gluon_maskrcnn.predict`."""
-    ctx = ctx or mx.cpu()
+    """See :func:`gluon_maskrcnn.predict`. ``ctx``: default, the network's own device."""
+    ctx = ctx or network_context(net)
     transform = ValTransform(net.short, net.max_size)
     results = []
     for image in images:

@@ -64,6 +64,9 @@ def build_parser():
     a("--log-interval", type=int, default=20)
     a("--seed", type=int, default=233)
     a("--no-pretrained-base", action="store_true", default=None)
+    a("--pretrained-base", default=None, metavar="FILE",
+      help="the backbone's ImageNet weights from this parameter file (GluonCV's layout) instead "
+      "of GluonCV's model store")
     a("--pretrained", default="", help="start from a zoo model's COCO weights (True), a .params "
       "file, or a training checkpoint prefix (runs/x-best: its network; classes are reset)")
     a("--train-all", action="store_true", default=None,
@@ -142,6 +145,7 @@ def apply_recipe(args):
     defaults.update(_checkpoint_architecture(args.pretrained))
     images_per_device = defaults.pop("images_per_device")  # no flag of its own: --batch-size
     managed_root = args.dataset_root is None  # the synthetic set at the default root is ours to rewrite
+    _check_backbone_file(args)
     if args.pretrained and checkpoint_args(args.pretrained) is None:
         # GluonCV's weights (True or a .params file): the recipe's narrow widths would not fit
         # them, and its trainable BatchNorm (for training from scratch) would not suit them
@@ -165,6 +169,18 @@ def apply_recipe(args):
     if args.batch_size is None:
         args.batch_size = device_count(args) * images_per_device
     return args
+
+
+def _check_backbone_file(args):
+    """``--pretrained-base FILE``: the file must exist, and it means ImageNet weights are used."""
+    if not getattr(args, "pretrained_base", None):
+        return
+    if args.no_pretrained_base:
+        raise UserError("--pretrained-base %s and --no-pretrained-base contradict each other: "
+                        "give one" % args.pretrained_base)
+    if not os.path.isfile(args.pretrained_base):
+        raise UserError("--pretrained-base %s: no such file" % args.pretrained_base)
+    args.no_pretrained_base = False  # before the recipe: the file wins over its default
 
 
 def _gpu_ids(args):

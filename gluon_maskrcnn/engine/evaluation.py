@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data.batchify import ValBatchify
 from ..data.transforms import ValTransform
-from ..inference import detections_to_original
+from ..inference import detections_to_original, network_context
 from ..errors import UserError
 from ..internals import close_dataloader_workers
 from ..files import atomic_write
@@ -31,7 +31,7 @@ def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_t
 
     Returns COCO result dicts (bbox xywh and RLE segmentation in original pixels).
     """
-    ctx = ctx or [mx.cpu()]
+    ctx = ctx or [network_context(net)]
     indices = list(range(len(dataset))) if indices is None else list(indices)
     results, position = [], 0
     loader = _val_loader(dataset, net, batch_size, num_workers, indices)

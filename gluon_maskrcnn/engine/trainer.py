@@ -84,7 +84,8 @@ def build_network(args, classes, per_device_batch, ctx):
         if list(net.classes) != list(classes):
             net.reset_class(classes)
     else:
-        pretrained_base = not args.no_pretrained_base and not getattr(args, "custom_no_pretrained_base", False)
+        pretrained_base = getattr(args, "pretrained_base", None) or (
+            not args.no_pretrained_base and not getattr(args, "custom_no_pretrained_base", False))
         net = get_model(name, pretrained=args.pretrained or False, pretrained_base=pretrained_base,
                         classes=classes, ctx=ctx[0], **overrides)
     _materialize(net, ctx[0])

@@ -150,8 +150,9 @@ def _build(name, preset, pretrained, pretrained_base, classes, ctx, root, overri
     ctx = ctx or mx.cpu()
     params_path = resolve_params(name, pretrained, root) if pretrained else None
     net_classes = COCO_CLASSES if (pretrained or classes is None) else classes
-    net = build_mask_rcnn(cfg, net_classes, pretrained_base=pretrained_base and not pretrained,
-                          root=root)
+    # a path in pretrained_base is the user's own backbone file: pass it on as it is
+    net = build_mask_rcnn(cfg, net_classes, pretrained_base=False if pretrained else pretrained_base,
+                          root=root, ctx=ctx)
     if params_path:
         load_parameter_file(net, params_path, ctx)
         if classes is not None and list(classes) != list(COCO_CLASSES):

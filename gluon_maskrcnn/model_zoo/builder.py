@@ -17,10 +17,11 @@ def build_rpn(cfg):
                min_size=cfg["rpn_min_size"])
 
 
-def build_mask_rcnn(cfg, classes, pretrained_base=False, root=None):
-    """A :class:`MaskRCNN` for preset ``cfg`` (a dict of :mod:`.presets`) and ``classes``."""
+def build_mask_rcnn(cfg, classes, pretrained_base=False, root=None, ctx=None):
+    """A :class:`MaskRCNN` for preset ``cfg`` (a dict of :mod:`.presets`) and ``classes``;
+    ImageNet weights (``pretrained_base``) are loaded onto ``ctx``."""
     devices = cfg["num_devices"]
-    body = build_backbone(cfg["backbone"], pretrained_base, cfg["norm"], devices, root=root)
+    body = build_backbone(cfg["backbone"], pretrained_base, cfg["norm"], devices, root=root, ctx=ctx)
     if cfg["fpn"]:
         features = pyramid(cfg["backbone"], body, cfg["fpn_channels"], cfg["fpn_norm"], devices,
                            cfg["fpn_bias"])

@@ -43,20 +43,22 @@ def is_backbone(name):
     return bool(_RESNET_NAME.match(name)) or name in (MOBILENET, "mobilenet1.0")
 
 
-def _load_base(net, name, pretrained_base, root):
-    """ImageNet weights into ``net`` through :mod:`gluon_maskrcnn.store` (sha1-checked, with a
-    clear error when offline); ``pretrained_base`` a str is a file path."""
+def _load_base(net, name, pretrained_base, root, ctx):
+    """ImageNet weights into ``net`` on ``ctx`` (a Context or a list; default ``cpu()``) through
+    :mod:`gluon_maskrcnn.store` (sha1-checked, with a clear error when offline);
+    ``pretrained_base`` a str is a file path."""
     from ..store import resolve_params
 
     path = resolve_params(name, pretrained_base, root=root)
-    net.load_parameters(path, allow_missing=False, ignore_extra=True)
+    net.load_parameters(path, ctx=ctx or mx.cpu(), allow_missing=False, ignore_extra=True)
 
 
-def build_resnet(name, pretrained_base=False, norm_layer=None, root=None, norm_kwargs=None):
+def build_resnet(name, pretrained_base=False, norm_layer=None, root=None, norm_kwargs=None, ctx=None):
     """A GluonCV ResNet with frozen BatchNorm (``use_global_stats``), or ``norm_layer``.
 
     ``pretrained_base`` True loads ImageNet weights through :mod:`gluon_maskrcnn.store`
-    (GluonCV's model store, sha1-checked, with a clear error when offline); a str is a file path.
+    (GluonCV's model store, sha1-checked, with a clear error when offline); a str is a file
+    path. The weights go to ``ctx`` (a Context or a list of them).
     """
     from gluoncv.model_zoo import resnetv1b
 
@@ -71,11 +73,11 @@ def build_resnet(name, pretrained_base=False, norm_layer=None, root=None, norm_k
         kwargs["last_gamma"] = not pretrained_base  # from scratch: residual branches start at zero
     net = getattr(resnetv1b, name)(pretrained=False, **kwargs)
     if pretrained_base:
-        _load_base(net, name, pretrained_base, root)
+        _load_base(net, name, pretrained_base, root, ctx)
     return net
 
 
-def build_mobilenet(pretrained_base=False, norm_layer=None, root=None, norm_kwargs=None):
+def build_mobilenet(pretrained_base=False, norm_layer=None, root=None, norm_kwargs=None, ctx=None):
     """GluonCV's MobileNet 1.0 with frozen BatchNorm, or ``norm_layer``, under the prefix of
     GluonCV's files (``mobilenet0_``) whatever was built before in this process."""
     from gluoncv.model_zoo.mobilenet import mobilenet1_0
@@ -87,17 +89,17 @@ def build_mobilenet(pretrained_base=False, norm_layer=None, root=None, norm_kwar
         kwargs.update(norm_layer=norm_layer, norm_kwargs=dict(norm_kwargs or {}))
     net = mobilenet1_0(pretrained=False, **kwargs)
     if pretrained_base:
-        _load_base(net, "mobilenet1.0", pretrained_base, root)
+        _load_base(net, "mobilenet1.0", pretrained_base, root, ctx)
     return net
 
 
-def build_backbone(name, pretrained_base=False, norm="frozen", num_devices=1, root=None):
+def build_backbone(name, pretrained_base=False, norm="frozen", num_devices=1, root=None, ctx=None):
     """A GluonCV ImageNet network by name with the norm kind ``norm`` (see
-    :func:`~gluon_maskrcnn.modeling.norm.norm_layer`)."""
+    :func:`~gluon_maskrcnn.modeling.norm.norm_layer`); ImageNet weights are loaded onto ``ctx``."""
     layer, kwargs = make_norm_layer(norm, num_devices)
     if name in (MOBILENET, "mobilenet1.0"):
-        return build_mobilenet(pretrained_base, layer, root, kwargs)
-    return build_resnet(name, pretrained_base, layer, root, kwargs)
+        return build_mobilenet(pretrained_base, layer, root, kwargs, ctx)
+    return build_resnet(name, pretrained_base, layer, root, kwargs, ctx)
 
 
 def c4_backbone(resnet):
