@@ -5,7 +5,7 @@ from mxnet.gluon import nn
 
 from .anchors import AnchorGenerator
 
-__all__ = ["RPNHead", "RPN", "decode_proposals", "at_anchors", "head_outputs"]
+__all__ = ["RPNHead", "RPN", "decode_proposals", "at_anchors", "head_outputs", "ranking_keys", "VALID_KEY"]
 
 
 def _add_head_layers(block, channels, num_anchors):
@@ -45,6 +45,30 @@ class RPNHead(gluon.HybridBlock):
 # confident anchors saturates into exact ties, and MXNet's sort breaks ties differently from run
 # to run (with thread timing), which made NMS keep different boxes. Logits rarely tie.
 _INVALID = -1e30
+# What NMS ranks by is the logit shifted by the image's lowest valid logit, so that every valid
+# row scores >= 0: MXNet 1.9.1's GPU box_nms, on the path a traced graph takes (its second
+# output unused), drops every row whose score is below 0 after suppression (CompactDataKernel
+# in src/operator/contrib/bounding_box.cu), where the CPU kernel keeps every row above
+# valid_thresh. Invalid rows score -1, below VALID_KEY on both.
+VALID_KEY = -0.5
+
+
+def ranking_keys(F, logits):
+    """NMS scores of proposals: logits (B, N, 1), invalid rows at -1e30 -> (keys (B, N, 1),
+    shift (B, 1, 1)).
+
+    ``key = logit - lowest valid logit of the image`` is >= 0 and in the logits' order (a
+    rounded difference never reverses an order; two logits closer than the key's float32
+    spacing, at most twice the logits' own, would tie); invalid rows get -1. ``key + shift``
+    gives the logit back to within that rounding.
+    """
+    valid = logits > 0.5 * _INVALID
+    # topk rather than min: MXNet's exporter checks the ONNX graph against the newest opset,
+    # whose ReduceMin no longer takes the axes attribute that its opset-13 translation writes
+    lowest = F.topk(F.where(valid, logits, F.ones_like(logits) * -_INVALID), axis=1, k=1, ret_typ="value",
+                    is_ascend=True)  # (B, N, 1) -> (B, 1, 1)
+    keys = F.where(valid, F.broadcast_sub(logits, lowest), F.ones_like(logits) * -1)
+    return keys, lowest
 
 
 def decode_proposals(F, anchors, logits, deltas, img, clip, min_size):
@@ -172,15 +196,17 @@ class RPN(gluon.HybridBlock):
                                           img, self._clip, self._min_size)
                          for anchors, score, loc in levels]
             proposals = F.concat(*proposals, _invalid_rows(F, proposals[0], post_nms), dim=1)  # (B, N+P, 5)
+            keys, shift = ranking_keys(F, F.slice_axis(proposals, axis=-1, begin=0, end=1))
+            proposals = F.concat(keys, F.slice_axis(proposals, axis=-1, begin=1, end=None), dim=-1)
             if self.fast:  # same rows, stops once post_nms boxes are kept
                 kept = F.gm_proposal_nms(F.stop_gradient(proposals), overlap_thresh=self._nms_thresh,
-                                         topk=pre_nms, valid_thresh=0.5 * _INVALID, keep=post_nms)
+                                         topk=pre_nms, valid_thresh=VALID_KEY, keep=post_nms)
             else:
                 kept = F.contrib.box_nms(proposals, overlap_thresh=self._nms_thresh, topk=pre_nms,
-                                         valid_thresh=0.5 * _INVALID, coord_start=1, score_index=0,
+                                         valid_thresh=VALID_KEY, coord_start=1, score_index=0,
                                          id_index=-1, force_suppress=True)
                 kept = F.slice_axis(kept, axis=1, begin=0, end=post_nms)  # (B, post_nms, 5)
-            logits = F.slice_axis(kept, axis=-1, begin=0, end=1)
+            logits = F.broadcast_add(F.slice_axis(kept, axis=-1, begin=0, end=1), shift)
             rois = F.slice_axis(kept, axis=-1, begin=1, end=None)
             # rows NMS dropped, and invalid boxes, are all -1; kept boxes are clipped to >= 0
             kept_box = F.slice_axis(rois, axis=-1, begin=0, end=1) >= 0
