@@ -12,7 +12,15 @@ from mxnet import nd
 
 from ..errors import UserError
 
-__all__ = ["DynamicLossScaler", "enable_amp", "gradients_finite"]
+__all__ = ["DynamicLossScaler", "enable_amp", "init_amp", "gradients_finite", "FLOAT32_OPERATORS"]
+
+# Operators that AMP must run in float32 beyond MXNet's own list (mxnet.contrib.amp.lists), each
+# with its reason. AMP casts the inputs of a listed operator to float32; an operator in no list
+# keeps its inputs' types, and one whose inputs mix float16 and float32 fails type inference.
+FLOAT32_OPERATORS = {
+    "_contrib_box_decode": "decodes deltas from float16 layers onto float32 anchors and ROIs (two "
+                           "input types), and box coordinates need float32's precision at 1333 px",
+}
 
 
 class DynamicLossScaler:
@@ -63,7 +71,15 @@ def enable_amp(contexts):
     if any(ctx.device_type != "gpu" for ctx in contexts):
         raise UserError("--amp: mixed precision needs GPUs (--gpus 0,1,...) and a CUDA build of "
                          "MXNet (pip install .[cu112]); MXNet's float16 kernels do not run on CPU")
-    from mxnet.contrib import amp
-
-    amp.init()
+    init_amp()
     return mx.context.num_gpus()
+
+
+def init_amp():
+    """MXNet's ``amp.init()`` (float16), with :data:`FLOAT32_OPERATORS` added to its float32
+    list. Patches MXNet's operator functions for the whole process: call it before building."""
+    from mxnet.contrib import amp
+    from mxnet.contrib.amp.lists import symbol_fp16
+
+    float32 = list(symbol_fp16.FP32_FUNCS) + [op for op in FLOAT32_OPERATORS if op not in symbol_fp16.FP32_FUNCS]
+    amp.init(target_dtype="float16", fp32_ops=float32)
