@@ -7,9 +7,10 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from ..errors import UserError
 from ..internals import init_trainer_kvstore, kvstore_barrier, trainer_params
 
-__all__ = ["Distributed", "PerTensorSGD", "make_optimizer", "pull_initial_weights", "parameter_digests"]
+__all__ = ["Distributed", "PerTensorSGD", "horovod_device", "is_statistic", "STATISTICS", "array_digest", "make_optimizer", "pull_initial_weights", "parameter_digests"]
 
 # kvstore keys of the exchanges between workers, past any trainer's parameter indices: one per
 # power-of-two size, so that repeated exchanges reuse the server's arrays
@@ -29,6 +30,7 @@ class Distributed:
             hvd.init()
             self._hvd = hvd
             self.rank, self.num_workers = hvd.rank(), hvd.size()
+            self.local_rank, self.local_size = hvd.local_rank(), hvd.local_size()
         elif kv_store.startswith("dist"):
             self.kv = mx.kv.create(kv_store)
             self.rank, self.num_workers = self.kv.rank, self.kv.num_workers
@@ -70,7 +72,10 @@ class Distributed:
         each parameter's bytes; {} when all agree. Every worker must call it at the same point."""
         if self.num_workers == 1:
             return {}
-        names, digests = parameter_digests(net)  # (P, 8)
+        return self._differing(*parameter_digests(net))
+
+    def _differing(self, names, digests):
+        """{rank: the ``names`` whose digests (P, 8) differ from rank 0's} (collective)."""
         slots = np.zeros((self.num_workers,) + digests.shape, np.float32)
         slots[self.rank] = digests
         everyone = self._sum_over_workers(mx.nd.array(slots.reshape(-1))).asnumpy()
@@ -81,6 +86,48 @@ class Distributed:
             if apart.any():
                 differing[rank] = [name for name, differs in zip(names, apart) if differs]
         return differing
+
+    def average_statistics(self, net):
+        """Give every device of every worker the mean of the norm layers' running statistics
+        (trainable BatchNorm updates them from each device's own images), so that what is
+        evaluated and saved does not depend on one device's shard. Statistics that already
+        agree everywhere (frozen BatchNorm, SyncBatchNorm) are left bit for bit as they are.
+        Every worker must call it at the same point. Returns the names averaged."""
+        stats = [(name, param) for name, param in sorted(net.collect_params().items()) if is_statistic(name)]
+        if not stats:
+            return []
+        means, apart = {}, set()
+        for name, param in stats:
+            copies = [data.asnumpy() for data in param.list_data()]
+            if any(not np.array_equal(copy, copies[0]) for copy in copies[1:]):
+                apart.add(name)
+                means[name] = np.mean(np.stack(copies).astype(np.float64), axis=0).astype(np.float32)
+            else:
+                means[name] = copies[0]
+        if self.num_workers > 1:
+            apart.update(self._average_over_workers(means))
+        for name, param in stats:
+            if name in apart:
+                for data in param.list_data():
+                    data[:] = mx.nd.array(means[name], ctx=data.context, dtype=data.dtype)
+        return sorted(apart)
+
+    def _average_over_workers(self, means):
+        """Replace the entries of ``means`` ({name: array}) that differ between workers by
+        their mean over the workers; returns their names (collective)."""
+        names = sorted(means)
+        differing = self._differing(names, np.stack([array_digest(means[n]) for n in names]))
+        across = sorted({name for ranks in differing.values() for name in ranks})
+        if not across:
+            return []
+        flat = np.concatenate([means[name].reshape(-1) for name in across])  # (total size,)
+        total = self._sum_over_workers(mx.nd.array(flat)).asnumpy() / self.num_workers
+        offset = 0
+        for name in across:
+            size = means[name].size
+            means[name] = total[offset:offset + size].reshape(means[name].shape)  # (size,) -> its shape
+            offset += size
+        return across
 
     def all_gather(self, obj):
         """[rank 0's ``obj``, rank 1's, ...] on every worker (any picklable object). Every
@@ -124,12 +171,13 @@ class Distributed:
                          if padded > len(vector) else vector, out=out)
         return out[:len(vector)]
 
-    def check_contexts(self, ctx):
-        """Horovod reduces the gradients of one device per process: refuse several."""
-        if self.horovod and len(ctx) > 1:
-            raise ValueError("--horovod runs one device per process, got %d (%s): start one "
-                             "process per device with horovodrun instead"
-                             % (len(ctx), ", ".join(map(str, ctx))))
+    def device_contexts(self, ctx):
+        """The devices this process trains on: all of ``ctx`` with a kvstore; with Horovod,
+        which reduces one device per process, the local rank's entry (see
+        :func:`horovod_device`)."""
+        if not self.horovod:
+            return list(ctx)
+        return [horovod_device(ctx, self.local_rank, self.local_size)]
 
     def step_scale(self, local_parts):
         """What ``trainer.update`` divides the summed gradients by: Horovod's trainer divides
@@ -146,16 +194,53 @@ class Distributed:
             kvstore_barrier(self.kv)
 
 
+def horovod_device(ctx, local_rank, local_size):
+    """The device of the Horovod process of local rank ``local_rank`` (of ``local_size`` on its
+    machine) among the devices ``--gpus`` lists: the local rank's entry, as GluonCV's script
+    takes ``gpu(local_rank)``. On CPU (``--gpus ''``) every process takes the one CPU context.
+
+    Raises :class:`~gluon_maskrcnn.errors.UserError` when the list cannot give every process
+    of the machine a device of its own.
+    """
+    if ctx[0].device_type == "cpu":
+        if len(ctx) > 1:
+            raise UserError("--horovod runs one device per process, got %d CPU contexts (%s): drop "
+                            "--cpu-contexts and start one process per device with horovodrun"
+                            % (len(ctx), ", ".join(map(str, ctx))))
+        return ctx[0]
+    if len(ctx) < local_size:
+        raise UserError("--gpus %s lists %d GPU(s) but horovodrun started %d processes on this "
+                        "machine: list one GPU per process (--gpus %s)"
+                        % (",".join(str(c.device_id) for c in ctx), len(ctx), local_size,
+                           ",".join(map(str, range(local_size)))))
+    return ctx[local_rank]
+
+
 def parameter_digests(net):
     """(sorted parameter names, (P, 8) float32): a 128-bit digest of each parameter's shape and
     bytes, as eight 16-bit integers (exact in float32, so sums over workers stay exact)."""
     names, digests = [], []
     for name, param in sorted(net.collect_params().items()):
-        value = np.ascontiguousarray(param.data().asnumpy())
-        digest = hashlib.md5(str(value.shape).encode() + value.tobytes()).digest()
         names.append(name)
-        digests.append(np.frombuffer(digest, np.uint16).astype(np.float32))
+        digests.append(array_digest(param.list_data()[0].asnumpy()))  # the first device's copy
     return names, np.stack(digests)
+
+
+def array_digest(value):
+    """(8,) float32: a 128-bit digest of an array's shape and bytes as eight 16-bit integers."""
+    value = np.ascontiguousarray(value)
+    digest = hashlib.md5(str(value.shape).encode() + value.tobytes()).digest()
+    return np.frombuffer(digest, np.uint16).astype(np.float32)
+
+
+# names of the running statistics of BatchNorm (running_*) and of GluonCV's symbolic FPN norms
+# (moving_*), which training updates without gradients
+STATISTICS = ("running_mean", "running_var", "moving_mean", "moving_var")
+
+
+def is_statistic(name):
+    """Whether a parameter name is a norm layer's running statistic."""
+    return name.endswith(STATISTICS)
 
 
 def pull_initial_weights(trainer):
