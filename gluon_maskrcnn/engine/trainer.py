@@ -125,8 +125,7 @@ class _Run:
     def __init__(self, args):
         self.args = args
         self.dist = Distributed(args.kv_store, args.horovod)
-        self.ctx = contexts(args)
-        self.dist.check_contexts(self.ctx)
+        self.ctx = self.dist.device_contexts(contexts(args))  # Horovod: the local rank's device
         self.syncbn_on_cpus = args.norm == "syncbn" and len(self.ctx) > 1 and self.ctx[0].device_type == "cpu"
         if self.syncbn_on_cpus:
             reserve_cpu_temp_space()  # before any operator: MXNet reads it once
@@ -351,7 +350,7 @@ def _evaluate(run, epoch):
     run.net.retrace()
     losses = {}
     if args.val_loss:
-        values = validation_losses(run.net, run.val_set, run.cfg, run.ctx[0],
+        values = validation_losses(run.net, run.val_set, run.cfg, run.ctx,  # all: SyncBN's barrier
                                    run.per_device, seed=args.seed)
         losses = {"val_" + name: value for name, value in values.items()}
         logger.info("epoch %d validation loss %.4f", epoch, values["total"])
@@ -444,6 +443,9 @@ def _train_epochs(run, stop):
         run.state["epoch"] = args.start_epoch
     for epoch in range(run.state["epoch"], args.epochs):
         mean = _train_epoch(run, epoch, stop)
+        averaged = run.dist.average_statistics(run.net)  # before evaluating, saving, comparing
+        if averaged:
+            logger.info("epoch %d: %d running statistics averaged over all devices and workers", epoch + 1, len(averaged))
         _check_workers_agree(run, epoch)
         run.state.update(epoch=epoch + 1, epoch_batches=0)
         if run.log:

@@ -13,6 +13,7 @@ Test hooks (environment):
 - ``WITHOUT_INITIAL_PULL=1``: leave the kvstore's initialisation to gluon.Trainer's first step,
   as before that function existed.
 """
+import logging
 import os
 import sys
 import time
@@ -82,6 +83,7 @@ if os.environ.get("DELAY_LAST_PULL"):
 if os.environ.get("WITHOUT_INITIAL_PULL"):
     distributed.pull_initial_weights = lambda trainer: None
 
+logging.basicConfig(level=logging.INFO, format="%(message)s")
 root, prefix, engine = sys.argv[1], sys.argv[2], sys.argv[3]
 flags = sys.argv[4:] or ["--epochs", "1", "--lr", "0.01", "--norm", "frozen"]
 if engine == "horovod":

@@ -199,19 +199,48 @@ def test_syncbn_over_two_cpu_contexts_steps_like_one_device(tmp_path):
     process, because MXNet reads the CPU scratch-buffer count that SyncBN needs once per process
     (see ``reserve_cpu_temp_space``)."""
     root = str(tmp_path / "two_images")
-    write_synthetic_coco(root, num_train=2, num_val=1, height=96, width=128, seed=8, max_objects=2,
+    write_synthetic_coco(root, num_train=2, num_val=2, height=96, width=128, seed=8, max_objects=2,
                          pixel_noise=12.0)
     flags = ("--epochs", "1", "--norm-layer", "syncbn", "--lr", "0.005", "--lr-warmup", "0", "--batch-size", "2")
     one = str(tmp_path / "one" / "run")
     fit(make_args(root, one, *flags))
     two = str(tmp_path / "two" / "run")
+    # the two-context run also evaluates with the validation loss, a training-mode forward
+    # that hung at SyncBN's barrier when it ran on one of the two devices; it changes nothing
     argv = ([sys.executable, os.path.join(ROOT, "scripts", "train_mask_rcnn.py")]
-            + make_argv(root, two, *flags, "--cpu-contexts", "2"))
+            + make_argv(root, two, *flags, "--cpu-contexts", "2", "--val-interval", "1", "--val-loss"))
     done = subprocess.run(argv, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    evaluation = [r for r in map(json.loads, open(two + "_metrics.jsonl")) if r["kind"] == "eval"][-1]
+    assert np.isfinite(evaluation["val_total"]) and np.isfinite(evaluation["segm_AP"])
     got, want = ({k: v.asnumpy() for k, v in mx.nd.load(p + "-last.params").items()} for p in (two, one))
     assert any("syncbatchnorm" in k and k.endswith("running_mean") for k in want)  # SyncBN statistics compared too
     # SyncBN's statistics carry float error of 1e-7; biases that start at zero move by 1e-12
     # in this step, so differences are taken against a tensor scale of at least 1e-3
     worst, key = max((np.abs(got[k] - want[k]).max() / max(np.abs(want[k]).max(), 1e-3), k) for k in want)
     assert worst <= 1e-4, "%s differs by %.3g of its scale" % (key, worst)
+
+
+# Trainable BatchNorm: each worker's running statistics follow its own images. Before the
+# epoch-end average, two workers stopped after epoch 1 with exit status 4 ("parameters differ
+# ... running_mean").
+TRAINABLE_BN = ("--epochs", "2", "--lr", "0.01", "--norm", "bn")
+
+
+def test_dist_sync_workers_with_trainable_batchnorm_average_their_statistics(tiny_root, tmp_path):
+    prefix = str(tmp_path / "bn")
+    code, output = _run_dist_sync(tiny_root, prefix, tmp_path / "launch.log", *TRAINABLE_BN)
+    assert code == 0, output[-3000:]
+    _assert_identical_and_rank0_writes(tmp_path, prefix, output)
+    assert output.count("running statistics averaged over all devices and workers") == 4  # 2 workers x 2 epochs
+    assert "parameters identical on all 2 workers" in output
+
+
+@pytest.mark.skipif(HOROVODRUN is None or importlib.util.find_spec("horovod") is None,
+                    reason="Horovod is not installed")
+def test_horovod_workers_with_trainable_batchnorm_average_their_statistics(tiny_root, tmp_path):
+    prefix = str(tmp_path / "hvd_bn")
+    code, output = _run_horovod(tiny_root, prefix, *TRAINABLE_BN)
+    assert code == 0, output[-3000:]
+    _assert_identical_and_rank0_writes(tmp_path, prefix, output)
+    assert "running statistics averaged over all devices and workers" in output

@@ -319,11 +319,58 @@ def test_hybridized_training_step_equals_imperative(tiny_root):
     assert max(worst.values()) <= 5e-5, worst
 
 
-def test_horovod_with_several_devices_is_refused_naming_the_flag():
+def test_horovod_processes_take_their_local_ranks_gpu():
+    from gluon_maskrcnn.engine.distributed import horovod_device
+    from gluon_maskrcnn.errors import UserError
+
+    gpus = [mx.gpu(i) for i in range(4)]  # contexts only: nothing runs on them
+    assert [horovod_device(gpus, rank, 4) for rank in range(4)] == gpus
+    assert horovod_device([mx.gpu(2), mx.gpu(3)], 1, 2) == mx.gpu(3)  # the entry, not gpu(rank)
+    with pytest.raises(UserError, match=r"--gpus 0 lists 1 GPU\(s\) but horovodrun started 4 processes "
+                                        r"on this machine: list one GPU per process \(--gpus 0,1,2,3\)"):
+        horovod_device([mx.gpu(0)], 2, 4)
+    assert horovod_device([mx.cpu(0)], 1, 2) == mx.cpu(0)
+    with pytest.raises(UserError, match=r"--horovod runs one device per process, got 2 CPU contexts"):
+        horovod_device([mx.cpu(0), mx.cpu(1)], 0, 1)
+
+
+def test_distributed_maps_horovods_local_rank_to_a_device(monkeypatch):
+    """With Horovod's rank functions replaced: rank 5 of 8, local rank 1 of 4 on its machine."""
+    import sys
+    import types
+
     from gluon_maskrcnn.engine.distributed import Distributed
 
-    dist = Distributed("device")
-    dist.check_contexts([mx.cpu(0), mx.cpu(1)])  # a kvstore reduces several devices
-    dist.horovod = True  # what --horovod sets (without starting Horovod here)
-    with pytest.raises(ValueError, match=r"--horovod runs one device per process, got 2 \(cpu\(0\), cpu\(1\)\)"):
-        dist.check_contexts([mx.cpu(0), mx.cpu(1)])
+    fake = types.SimpleNamespace(init=lambda: None, rank=lambda: 5, size=lambda: 8, local_rank=lambda: 1,
+                                 local_size=lambda: 4)
+    package = types.ModuleType("horovod")
+    package.mxnet = fake
+    monkeypatch.setitem(sys.modules, "horovod", package)
+    monkeypatch.setitem(sys.modules, "horovod.mxnet", fake)
+    dist = Distributed("device", horovod=True)
+    assert (dist.rank, dist.num_workers) == (5, 8)
+    assert dist.device_contexts([mx.gpu(i) for i in range(4)]) == [mx.gpu(1)]
+    assert Distributed("device").device_contexts([mx.cpu(0), mx.cpu(1)]) == [mx.cpu(0), mx.cpu(1)]
+
+
+def test_running_statistics_are_averaged_over_devices_and_agreeing_ones_left_alone():
+    from mxnet import gluon
+
+    from gluon_maskrcnn.engine.distributed import Distributed
+
+    devices = [mx.cpu(1), mx.cpu(2)]
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.BatchNorm(in_channels=3), gluon.nn.BatchNorm(in_channels=3, use_global_stats=True))
+    net.initialize(ctx=devices)
+    trained, frozen = net[0], net[1]
+    trained.running_mean.list_data()[0][:] = mx.nd.array([1, 2, 3], ctx=devices[0])
+    trained.running_mean.list_data()[1][:] = mx.nd.array([3, 2, 0], ctx=devices[1])
+    frozen_mean = np.float32([0.1, 0.2, 0.3])  # (0.1 + 0.1) / 2 is 0.1, but 3 devices may round
+    for data in frozen.running_mean.list_data():
+        data[:] = mx.nd.array(frozen_mean, ctx=data.context)
+    averaged = Distributed("device").average_statistics(net)
+    assert averaged == [trained.running_mean.name]  # running_var agreed (ones) and so did the frozen layer
+    for data in trained.running_mean.list_data():
+        np.testing.assert_array_equal(data.asnumpy(), [2, 2, 1.5])
+    for data in frozen.running_mean.list_data():
+        np.testing.assert_array_equal(data.asnumpy(), frozen_mean)
