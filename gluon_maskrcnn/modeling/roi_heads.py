@@ -273,8 +273,8 @@ def class_mapping(old_classes, new_classes, reuse_weights):
 def copy_class_rows(src, dst, mapping, rows_per_class):
     """Copy weight and bias rows of ``src`` classes into ``dst`` for {dst class: src class}."""
     for name in ("weight", "bias"):
-        old = getattr(src, name).data().asnumpy()
-        new = getattr(dst, name).data().asnumpy()
+        old = getattr(src, name).list_data()[0].asnumpy()  # data() would read the default device
+        new = getattr(dst, name).list_data()[0].asnumpy()
         for new_idx, old_idx in mapping.items():
             n, o = new_idx * rows_per_class, old_idx * rows_per_class
             new[n:n + rows_per_class] = old[o:o + rows_per_class]
