@@ -9,6 +9,7 @@ import sys
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
 from gluon_maskrcnn.data.coco import read_image  # noqa: E402
+from gluon_maskrcnn.engine.cli import add_device_flag, inference_context  # noqa: E402
 from gluon_maskrcnn.engine.loading import load_model  # noqa: E402
 from gluon_maskrcnn.inference import predict_images  # noqa: E402
 from gluon_maskrcnn.viz import draw_instances, save_png  # noqa: E402
@@ -22,8 +23,9 @@ def main():
     p.add_argument("--images", nargs="+", required=True)
     p.add_argument("--out", default="demo")
     p.add_argument("--threshold", type=float, default=0.5)
+    add_device_flag(p)
     args = p.parse_args()
-    net = load_model(args.model, args.params)
+    net = load_model(args.model, args.params, ctx=inference_context(args.gpus))
     for path in args.images:
         image = read_image(path)
         result = predict_images(net, [image], score_thresh=args.threshold)[0]

@@ -10,6 +10,7 @@ import sys
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
 from gluon_maskrcnn.data.coco import COCOInstances  # noqa: E402
+from gluon_maskrcnn.engine.cli import add_device_flag, inference_context  # noqa: E402
 from gluon_maskrcnn.engine.evaluation import evaluate, format_metrics  # noqa: E402
 from gluon_maskrcnn.engine.loading import load_model  # noqa: E402
 from gluon_maskrcnn.errors import run_main  # noqa: E402
@@ -25,12 +26,14 @@ def main():
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--coco-evaluator", default="pycocotools", choices=["pycocotools", "faster-coco-eval"],
                    help="COCOeval implementation (faster-coco-eval: same figures, faster)")
+    add_device_flag(p)
     args = p.parse_args()
-    net = load_model(args.model, args.params)
+    ctx = inference_context(args.gpus)
+    net = load_model(args.model, args.params, ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
     dataset = COCOInstances(args.dataset_root, args.split, skip_empty=False)
     results = args.results % args.split if "%s" in args.results else args.results
-    metrics = evaluate(net, dataset, num_workers=args.num_workers, results_file=results,
+    metrics = evaluate(net, dataset, ctx=[ctx], num_workers=args.num_workers, results_file=results,
                        evaluator=args.coco_evaluator)
     print(format_metrics(metrics))
     print("results written to %s" % results)

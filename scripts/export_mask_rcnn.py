@@ -11,6 +11,7 @@ batch, height and width; it needs ``pip install .[onnx]``.
 import argparse
 import sys
 
+from gluon_maskrcnn.engine.cli import add_device_flag, inference_context
 from gluon_maskrcnn.engine.loading import load_model
 from gluon_maskrcnn.export import export_model
 from gluon_maskrcnn.errors import run_main
@@ -25,8 +26,9 @@ def main():
                    help="height width to trace with (default: the model's short side, square)")
     p.add_argument("--format", choices=("mxnet", "onnx"), default="mxnet",
                    help="mxnet: symbol, params and meta files; onnx: one .onnx file (opset 13)")
+    add_device_flag(p)
     args = p.parse_args()
-    net = load_model(args.model, args.params)
+    net = load_model(args.model, args.params, ctx=inference_context(args.gpus))
     size = args.size or (net.short, net.short)
     for name in export_model(net, args.out, size, format=args.format):
         print("wrote", name)

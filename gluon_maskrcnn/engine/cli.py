@@ -10,7 +10,8 @@ from .checkpoint import checkpoint_args
 from .custom_model import CUSTOM_MODEL_FLAGS
 from .recipes import ARCHITECTURE_KEYS, MODEL_SIZE_KEYS, recipe
 
-__all__ = ["build_parser", "apply_recipe", "training_args", "contexts", "device_count"]
+__all__ = ["build_parser", "apply_recipe", "training_args", "contexts", "device_count", "gpu_contexts",
+           "inference_context", "add_device_flag"]
 
 logger = logging.getLogger(__name__)
 
@@ -184,11 +185,15 @@ def _check_backbone_file(args):
 
 
 def _gpu_ids(args):
+    return _parse_gpu_ids(args.gpus)
+
+
+def _parse_gpu_ids(gpus):
     try:
-        return [int(i) for i in args.gpus.split(",") if i.strip()]
+        return [int(i) for i in gpus.split(",") if i.strip()]
     except ValueError:
         raise UserError("--gpus %r: give comma-separated GPU ids (0,1,2,3), or '' for CPU"
-                        % args.gpus) from None
+                        % gpus) from None
 
 
 def device_count(args):
@@ -202,18 +207,36 @@ def contexts(args):
     Raises :class:`~gluon_maskrcnn.errors.UserError` for GPUs this MXNet cannot use.
     """
     if args.gpus.strip():
-        ids = _gpu_ids(args)
-        available = mx.context.num_gpus()
-        if available == 0:
-            raise UserError("--gpus %s: this MXNet has no GPU support (the CPU wheel, or no CUDA "
-                            "device): install the CUDA build (pip install -e \".[cu112]\") or "
-                            "pass --gpus '' to train on CPU" % args.gpus)
-        missing = [i for i in ids if i >= available]
-        if missing:
-            raise UserError("--gpus %s: GPU %s does not exist (this machine has %d)"
-                            % (args.gpus, ",".join(map(str, missing)), available))
-        return [mx.gpu(i) for i in ids]
+        return gpu_contexts(args.gpus)
     return [mx.cpu(i) for i in range(max(1, args.cpu_contexts))]
+
+
+def add_device_flag(parser):
+    """``--gpus`` of the inference scripts (evaluate, demo, export)."""
+    parser.add_argument("--gpus", default="", help="GPU id to run on (the first one of a list); "
+                        "'' (the default) runs on CPU")
+
+
+def gpu_contexts(gpus, purpose="train"):
+    """The GPUs of a ``--gpus`` list (``'0,1'``), checked against this MXNet and machine;
+    raises :class:`~gluon_maskrcnn.errors.UserError` naming the flag."""
+    ids = _parse_gpu_ids(gpus)
+    available = mx.context.num_gpus()
+    if available == 0:
+        raise UserError("--gpus %s: this MXNet has no GPU support (the CPU wheel, or no CUDA "
+                        "device): install the CUDA build (pip install -e \".[cu112]\") or "
+                        "pass --gpus '' to %s on CPU" % (gpus, purpose))
+    missing = [i for i in ids if i >= available]
+    if missing:
+        raise UserError("--gpus %s: GPU %s does not exist (this machine has %d)"
+                        % (gpus, ",".join(map(str, missing)), available))
+    return [mx.gpu(i) for i in ids]
+
+
+def inference_context(gpus):
+    """The device of the inference scripts' ``--gpus``: the first GPU listed, or ``cpu()``
+    for ``''``."""
+    return gpu_contexts(gpus, "run")[0] if gpus.strip() else mx.cpu()
 
 
 def _ensure_synthetic(args, managed_root):

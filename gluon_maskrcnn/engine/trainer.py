@@ -37,7 +37,7 @@ from .recipes import MODEL_SIZE_KEYS
 from .schedule import default_lr, default_warmup, learning_rate
 from .validation import validation_losses
 
-__all__ = ["fit", "train_command", "TrainingStopped", "train_step", "forward_backward", "network_spec", "NonFiniteLossError",
+__all__ = ["fit", "train_command", "apply_gpu_settings", "GPU_SETTINGS", "TrainingStopped", "train_step", "forward_backward", "network_spec", "NonFiniteLossError",
            "WorkersDivergedError", "build_network", "clip_summed_gradients", "contexts", "no_bias_decay"]
 
 logger = logging.getLogger("gluon_maskrcnn")
@@ -457,12 +457,30 @@ def _train_epochs(run, stop):
             run.save_progress(mean)
 
 
+# MXNet settings for batches whose image shapes vary, as GluonCV's training script makes them;
+# read by MXNet when it first creates a convolution (cuDNN) or a GPU's memory pool, so setting
+# them before the first GPU array is in time. A value the user exported wins.
+GPU_SETTINGS = {
+    "MXNET_CUDNN_AUTOTUNE_DEFAULT": "0",  # otherwise cuDNN re-tunes every new image shape
+    "MXNET_GPU_MEM_POOL_TYPE": "Round",  # pool sizes rounded, so that new shapes reuse blocks
+    "MXNET_GPU_MEM_POOL_ROUND_LINEAR_CUTOFF": "28",  # powers of two up to 256 MB, then linear
+}
+
+
+def apply_gpu_settings(environ=os.environ):
+    """Set :data:`GPU_SETTINGS` in ``environ`` where it has no value yet; returns what it set."""
+    applied = {key: value for key, value in GPU_SETTINGS.items() if key not in environ}
+    environ.update(applied)
+    return applied
+
+
 def fit(args):
     """Train as ``args`` say; returns the run state (epoch, iteration, best AP, last metrics).
 
     SIGTERM or SIGINT stops it after the step in progress, with a checkpoint, by raising
     :class:`TrainingStopped`; ``--resume auto`` continues exactly where it stopped.
     """
+    apply_gpu_settings()
     with StopSignals() as stop:  # before the DataLoader's workers fork: they inherit it
         run = _Run(args)
         try:
