@@ -30,6 +30,9 @@ workers over loopback::
     horovodrun -np 8 -H host1:4,host2:4 python scripts/train_mask_rcnn.py --horovod \\
         --dataset coco --network resnet50_v1b --use-fpn --gpus 0,1,2,3
 
+Each Horovod process trains on its local rank's entry of ``--gpus`` (local rank 2 on ``host1``
+takes ``gpu(2)``), so ``--gpus`` lists one GPU per process of a machine.
+
 This page runs the parameter-server launch for real, on this machine: one server and two
 workers on loopback, one short epoch each, and checks that both workers end with the same
 parameters.
