@@ -7,7 +7,8 @@ means one file to read when either library changes, and no private name anywhere
 __all__ = ["gluoncv_model_sha1", "structural_params", "kvstore_barrier", "init_trainer_kvstore", "trainer_params",
            "gluoncv_roi_settings", "gluoncv_pyramid_pooling", "set_gluoncv_pyramid_pooling",
            "set_gluoncv_max_dets", "gluoncv_sampler_settings", "onnx_translations", "mxnet_onnx_graph",
-           "close_dataloader_workers", "child_blocks"]
+           "close_dataloader_workers", "child_blocks", "trainer_updaters", "optimizer_update_counts",
+           "set_optimizer_update_counts"]
 
 
 def gluoncv_model_sha1():
@@ -35,6 +36,24 @@ def init_trainer_kvstore(trainer):
     if not trainer._kv_initialized:
         trainer._init_kvstore()
     trainer._init_params()
+
+
+def trainer_updaters(trainer):
+    """The per-device updaters of a ``gluon.Trainer`` that updates on the workers: they hold the
+    optimizer states. Gluon reaches them only through ``save_states``/``load_states``, which
+    pickle them, and checkpoints must not unpickle what they are handed."""
+    return list(trainer._updaters)
+
+
+def optimizer_update_counts(optimizer):
+    """{parameter index: updates so far} of an MXNet optimizer (kept private by MXNet)."""
+    return dict(optimizer._index_update_count)
+
+
+def set_optimizer_update_counts(optimizer, counts):
+    """Restore :func:`optimizer_update_counts` (and ``num_update``, their largest value)."""
+    optimizer._index_update_count = {int(k): int(v) for k, v in counts.items()}
+    optimizer.num_update = max(optimizer._index_update_count.values(), default=0)
 
 
 def trainer_params(trainer):

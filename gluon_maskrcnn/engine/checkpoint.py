@@ -1,7 +1,12 @@
 """Checkpoints written atomically and verified before they are trusted.
 
-A checkpoint ``PREFIX-NAME`` is three files: ``.params``, ``.states`` (optimizer) and ``.json``
-(the run state: epoch, iteration, position in the epoch, RNG states, arguments). Each file goes
+A checkpoint ``PREFIX-NAME`` is three files: ``.params``, ``.states`` (the optimizer's arrays:
+an MXNet NDArray file of momentum per parameter) and ``.json`` (the run state: epoch,
+iteration, position in the epoch, RNG states, arguments, the optimizer's update counts, the
+format version). Nothing in a checkpoint is pickled, so loading one that someone else made
+runs no code of theirs: MXNet's ``Trainer.save_states`` pickles, and a checkpoint in that
+older format is refused with the command that converts it (``scripts/convert_checkpoint.py``,
+which unpickles it once, for a user who trusts the file). Each file goes
 to a temporary name first and is renamed into place; the JSON is written last and records the
 size and SHA-256 of the other two, so a checkpoint whose JSON is missing, or whose files do not
 match it (truncated, overwritten half-way, corrupted), is detected and never loaded.
@@ -20,15 +25,21 @@ import os
 import re
 import shutil
 
+import mxnet as mx
+
 from ..errors import UserError
 from ..files import atomic_write
+from ..internals import optimizer_update_counts, set_optimizer_update_counts, trainer_updaters
 
-__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_args", "verify_checkpoint", "CheckpointError",
+__all__ = ["FORMAT", "convert_pickled_checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_args", "verify_checkpoint", "CheckpointError",
            "link_checkpoint", "iteration_checkpoint_name", "prune_checkpoints", "find_latest_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
 DATA_SUFFIXES = (".params", ".states")
+# 1: .states pickled by MXNet's Trainer.save_states (no "format" in the JSON); 2: .states an
+# NDArray file, the optimizer's scalars in the JSON
+FORMAT = 2
 _HASH_CHUNK = 1 << 22
 
 
@@ -59,12 +70,16 @@ def save_checkpoint(prefix, net, trainer, state):
     """Write ``prefix.params``, ``prefix.states`` (optimizer) and ``prefix.json`` (``state`` plus
     the files' sizes and checksums). Raises :class:`CheckpointError` naming the file that could
     not be written."""
+    from .. import __version__
+
     _write(prefix + ".params", net.save_parameters)
     suffixes = [".params"]
+    record = dict(state, format=FORMAT, package_version=__version__)
     if trainer is not None:
-        _write(prefix + ".states", trainer.save_states)
+        arrays, record["optimizer"] = optimizer_state(trainer)
+        _write(prefix + ".states", lambda tmp: mx.nd.save(tmp, arrays))
         suffixes.append(".states")
-    record = dict(state, files={s: _file_digest(prefix + s) for s in suffixes})
+    record["files"] = {s: _file_digest(prefix + s) for s in suffixes}
     _write(prefix + ".json", lambda tmp: _dump_json(record, tmp))
     return prefix
 
@@ -113,12 +128,96 @@ def checkpoint_args(prefix):
 
 def load_checkpoint(prefix, net, trainer=None, ctx=None, verified_state=None):
     """Restore a checkpoint into ``net`` (and ``trainer``) after verifying it (unless its
-    ``verified_state`` is given); returns the saved state."""
+    ``verified_state`` is given); returns the saved state. Reads NDArray files and JSON only;
+    a checkpoint of another format is refused (:func:`check_format`)."""
     state = verified_state if verified_state is not None else verify_checkpoint(prefix)
+    if trainer is not None and os.path.exists(prefix + ".states"):
+        check_format(prefix, state)
     net.load_parameters(prefix + ".params", ctx=ctx)
     if trainer is not None and os.path.exists(prefix + ".states"):
-        trainer.load_states(prefix + ".states")
+        load_optimizer_state(trainer, prefix + ".states", state.get("optimizer", {}))
     return state
+
+
+def check_format(prefix, state):
+    """Refuse a checkpoint whose optimizer file this version must not or cannot read: a pickled
+    one (format 1, MXNet's ``Trainer.save_states``), or one of a newer format."""
+    from .. import __version__
+
+    found = state.get("format", 1)
+    if found == 1:
+        raise CheckpointError(
+            "checkpoint %s.states is pickled (MXNet's Trainer.save_states), and loading a pickle "
+            "runs whatever code it carries; if you trust the file, convert it once with: "
+            "python scripts/convert_checkpoint.py %s" % (prefix, prefix))
+    if found > FORMAT:
+        raise CheckpointError(
+            "checkpoint %s is in format %d (written by gluon_maskrcnn %s); this gluon_maskrcnn "
+            "(%s) reads formats up to %d: upgrade it"
+            % (prefix, found, state.get("package_version", "?"), __version__, FORMAT))
+
+
+def optimizer_state(trainer):
+    """({array name: NDArray}, JSON scalars) of a trainer's optimizer, from the first device's
+    updater (every device applies the same updates): see :func:`state_arrays`."""
+    return state_arrays(trainer_updaters(trainer)[0].states, optimizer_update_counts(trainer.optimizer))
+
+
+def state_arrays(states, update_counts):
+    """({array name: NDArray}, JSON scalars) of an updater's ``states`` ({parameter index: an
+    NDArray, a tuple of them, or None}): array ``"INDEX:PART"`` for each part (SGD keeps one,
+    the momentum), and in the scalars each index's layout (which parts exist; a trailing None
+    for a state that is one array, not a tuple) and the update counts."""
+    arrays, layout = {}, {}
+    for index, value in sorted(states.items()):
+        single = not isinstance(value, (tuple, list))
+        parts = (value,) if single else tuple(value)
+        layout[str(index)] = [part is not None for part in parts] + ([None] if single else [])
+        for k, part in enumerate(parts):
+            if part is not None:
+                arrays["%d:%d" % (index, k)] = part
+    return arrays, {"layout": layout, "update_counts": {str(k): int(v) for k, v in update_counts.items()}}
+
+
+def load_optimizer_state(trainer, path, scalars):
+    """Give every device's updater the states of :func:`optimizer_state` (each its own copy,
+    moved to its device by MXNet at its first update) and restore the update counts."""
+    arrays = mx.nd.load(path)
+    for updater in trainer_updaters(trainer):
+        for index, present in scalars.get("layout", {}).items():
+            single = present[-1] is None
+            parts = tuple(arrays["%s:%d" % (index, k)].copy() if here else None
+                          for k, here in enumerate(present[:-1] if single else present))
+            updater.states[int(index)] = parts[0] if single else parts
+            updater.states_synced[int(index)] = False
+    set_optimizer_update_counts(trainer.optimizer, scalars.get("update_counts", {}))
+
+
+def convert_pickled_checkpoint(prefix):
+    """Rewrite checkpoint ``prefix`` of format 1 (a pickled ``.states``) in this format: the
+    ``.states`` is unpickled once, here, deliberately, and written as an NDArray file; the JSON
+    gets the format, the layout and new checksums. Returns False if it needed no conversion.
+
+    Unpickling runs whatever code the file carries: call it only on checkpoints you trust.
+    """
+    import pickle
+
+    state = verify_checkpoint(prefix)
+    if state.get("format", 1) >= 2:
+        return False
+    with open(prefix + ".states", "rb") as f:
+        pickled = pickle.load(f)  # the one deliberate unpickling (see the docstring)
+    states = pickled[0] if isinstance(pickled, tuple) and len(pickled) == 2 else pickled  # (states, optimizer)
+
+    # format 1 did not keep the update counts; every parameter updated at every iteration
+    arrays, scalars = state_arrays(states, {index: int(state.get("iteration", 0)) for index in states})
+    _write(prefix + ".states", lambda tmp: mx.nd.save(tmp, arrays))
+    from .. import __version__
+
+    record = dict(state, format=FORMAT, package_version=__version__, optimizer=scalars)
+    record["files"] = {s: _file_digest(prefix + s) for s in (".params", ".states")}
+    _write(prefix + ".json", lambda tmp: _dump_json(record, tmp))
+    return True
 
 
 def link_checkpoint(source, target):
