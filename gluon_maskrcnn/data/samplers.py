@@ -38,23 +38,45 @@ class AspectRatioBatchSampler:
         self.with_epoch = with_epoch
         self.epoch = 0
         self.skip = 0
+        self.done_before = ()
 
-    def set_epoch(self, epoch, skip=0):
+    def set_epoch(self, epoch, skip=0, done_before=()):
         """Iterate epoch ``epoch``'s batches from batch ``skip`` on (a run resumed mid-epoch
-        sees the rest of the same order)."""
+        sees the rest of the same order).
+
+        ``done_before``: ``[(global batch size, workers, batches done), ...]``, the parts of this
+        epoch that earlier runs of another shape (workers x devices x images per device) trained;
+        their images are left out, and the rest of the epoch is grouped in this sampler's
+        global batches, so that every image of the epoch is seen once across the parts.
+        """
         self.epoch = epoch
         self.skip = skip
+        self.done_before = tuple((int(size), int(shards), int(done)) for size, shards, done in done_before)
+
+    def images_done_before(self):
+        """The image indices the ``done_before`` parts of this epoch trained on."""
+        seen = set()
+        for size, shards, done in self.done_before:
+            for batch in self._grouped(size, shards, seen)[:done]:
+                seen.update(batch)
+        return seen
 
     def global_batches(self):
         """This epoch's global batches (lists of image indices), the same for every shard."""
+        return self._grouped(self.batch_size * self.num_shards, self.num_shards, self.images_done_before())
+
+    def _grouped(self, size, shards, leave_out):
+        """The epoch's images but ``leave_out``, in global batches of ``size`` over ``shards``
+        workers (an incomplete batch is kept if every worker gets an image)."""
         rng = np.random.RandomState(self.seed + self.epoch)
         order = rng.permutation(len(self.aspect_ratios)) if self.shuffle else np.arange(len(self.aspect_ratios))
-        size = self.batch_size * self.num_shards
+        if leave_out:
+            order = order[~np.isin(order, np.fromiter(leave_out, np.int64, len(leave_out)))]
         batches = []
         for group in (order[self.aspect_ratios[order] >= 1], order[self.aspect_ratios[order] < 1]):
             for start in range(0, len(group), size):
                 chunk = group[start:start + size]
-                if len(chunk) == size or (self.last_batch == "keep" and len(chunk) >= self.num_shards):
+                if len(chunk) == size or (self.last_batch == "keep" and len(chunk) >= shards):
                     batches.append(chunk.tolist())
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]

@@ -166,8 +166,16 @@ class _Run:
             "learning_rate": self.base_lr, "wd": args.wd, "momentum": args.momentum})
         self.clip_norm = args.clip_gradient if args.clip_gradient and args.clip_gradient > 0 else None
         self.dist.broadcast_parameters(self.net)
-        # epoch: epochs done; epoch_batches: batches done of the next one (a mid-epoch checkpoint)
-        self.state = dict(epoch=0, epoch_batches=0, iteration=0, best_segm_ap=-1.0, args=vars(args))
+        self.global_batch = total_batch
+        # epoch: epochs done; epoch_batches: batches done of the next one (a mid-epoch checkpoint),
+        # in global batches of this run's shape; epoch_done_before: [(global batch, workers,
+        # batches)] of the same epoch trained by runs of other shapes; images_seen: all epochs
+        self.state = dict(epoch=0, epoch_batches=0, epoch_done_before=[], iteration=0, images_seen=0,
+                          best_segm_ap=-1.0, args=vars(args), shape=self.shape())
+
+    def shape(self):
+        """The job's shape, recorded in checkpoints: workers, devices each, global batch."""
+        return {"workers": self.dist.num_workers, "devices": len(self.ctx), "global_batch": self.global_batch}
 
     def lr(self, iteration):
         a = self.args
@@ -376,7 +384,12 @@ def _resume(run):
             return
     state = load_checkpoint(prefix, run.net, run.trainer, ctx=run.ctx, verified_state=state)
     run.state.update(epoch=state["epoch"], epoch_batches=state.get("epoch_batches", 0),
+                     epoch_done_before=state.get("epoch_done_before", []),
                      iteration=state["iteration"], best_segm_ap=state.get("best_segm_ap", -1.0))
+    saved_shape = state.get("shape", run.shape())  # checkpoints before shapes were kept: this one
+    run.state["images_seen"] = state.get("images_seen", state["iteration"] * saved_shape["global_batch"])
+    if saved_shape != run.shape():
+        _reshape_schedule(run, saved_shape)
     for key in ("epoch_mean", "numpy_rng", "last_metrics"):
         if key in state:
             run.state[key] = state[key]
@@ -388,17 +401,43 @@ def _resume(run):
                 run.state["epoch_batches"], run.iters_per_epoch, state["iteration"])
 
 
+def _reshape_schedule(run, saved):
+    """Continue a checkpoint of another job shape (workers x devices x images per device).
+
+    The rest of the interrupted epoch is its images not yet seen, in this run's global batches
+    (``epoch_done_before`` keeps the parts trained in other shapes). The iteration count and so
+    the learning-rate schedule follow the images seen: iteration = images seen // this run's
+    global batch, on this run's schedule (its warm-up, decay epochs and, unless ``--lr`` was
+    given, its linearly scaled base rate), so every point of the schedule comes after the same
+    number of images whatever the shape. Momentum is kept as it was.
+    """
+    state = run.state
+    if state["epoch_batches"]:
+        state["epoch_done_before"] = state["epoch_done_before"] + [
+            [saved["global_batch"], saved["workers"], state["epoch_batches"]]]
+    state["epoch_batches"] = 0
+    iteration = state["images_seen"] // run.global_batch
+    logger.info("resumed a checkpoint of %d workers x %d devices on %d x %d: global batch %d -> %d; "
+                "%d images seen, iteration %d -> %d", saved["workers"], saved["devices"], run.dist.num_workers,
+                len(run.ctx), saved["global_batch"], run.global_batch, state["images_seen"],
+                state["iteration"], iteration)
+    state["iteration"] = iteration
+
+
 def _start_epoch(run, epoch):
     """Position the data and RNGs at the start of ``epoch``, or where a mid-epoch checkpoint
-    stopped; returns (epoch's running loss mean, batches already done)."""
+    stopped; returns (epoch's running loss mean, batches already done, batches left)."""
     _reseed(run.args.seed, epoch)
     mean = RunningMean()
-    done = run.state.get("epoch_batches", 0) if epoch == run.state["epoch"] else 0
-    if done:
+    resumed = epoch == run.state["epoch"]
+    done = run.state.get("epoch_batches", 0) if resumed else 0
+    done_before = run.state.get("epoch_done_before", []) if resumed else []
+    if done or done_before:
         mean.load_state_dict(run.state["epoch_mean"])
         _set_numpy_rng_state(run.state["numpy_rng"])
-    run.sampler.set_epoch(epoch, skip=done)
-    return mean, done
+    run.sampler.set_epoch(epoch, skip=done, done_before=done_before)
+    run.state["epoch_done_before"] = done_before
+    return mean, done, len(run.sampler)
 
 
 def _train_epoch(run, epoch, stop):
@@ -406,20 +445,21 @@ def _train_epoch(run, epoch, stop):
     from .progress import Progress
 
     args = run.args
-    mean, done = _start_epoch(run, epoch)
-    progress = Progress(run.iters_per_epoch - done, "epoch %d/%d" % (epoch + 1, args.epochs),
+    mean, done, left = _start_epoch(run, epoch)
+    progress = Progress(left, "epoch %d/%d" % (epoch + 1, args.epochs),
                         enabled=run.dist.is_root and not args.quiet)
     for i, batch in enumerate(run.loader, start=done):
         run.trainer.set_learning_rate(run.lr(run.state["iteration"]))
         values = train_step(run, batch)
         mean.update(values)
         run.state["iteration"] += 1
+        run.state["images_seen"] += batch[0].shape[0] * run.dist.num_workers
         run.state["epoch_batches"] = i + 1
         progress.update(mean.means(), batch[0].shape[0])
         if run.log and (i + 1) % args.log_interval == 0:
             run.log.write("interval", epoch=epoch, iteration=run.state["iteration"],
                           lr=run.trainer.learning_rate, **mean.means())
-        last_of_epoch = i + 1 == run.iters_per_epoch
+        last_of_epoch = i + 1 == done + left
         saved = None
         if args.save_interval_iters and run.state["iteration"] % args.save_interval_iters == 0 and not last_of_epoch:
             saved = run.save_progress(mean)
@@ -429,7 +469,7 @@ def _train_epoch(run, epoch, stop):
             run.dist.close()
             raise TrainingStopped("stopped by %s at epoch %d, batch %d of %d (iteration %d); checkpoint %s; "
                                   "continue with --resume auto" % (stop.requested or "a signal to another worker",
-                                                                   epoch + 1, i + 1, run.iters_per_epoch,
+                                                                   epoch + 1, i + 1, done + left,
                                                                    run.state["iteration"], saved), saved)
     progress.close()
     return mean
@@ -447,7 +487,7 @@ def _train_epochs(run, stop):
         if averaged:
             logger.info("epoch %d: %d running statistics averaged over all devices and workers", epoch + 1, len(averaged))
         _check_workers_agree(run, epoch)
-        run.state.update(epoch=epoch + 1, epoch_batches=0)
+        run.state.update(epoch=epoch + 1, epoch_batches=0, epoch_done_before=[])
         if run.log:
             run.log.write("epoch", epoch=epoch, iteration=run.state["iteration"], **mean.means())
         also = ("epoch%04d" % (epoch + 1),) if args.save_interval and (epoch + 1) % args.save_interval == 0 else ()

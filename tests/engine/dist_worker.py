@@ -12,6 +12,8 @@ Test hooks (environment):
   :func:`gluon_maskrcnn.engine.distributed.pull_initial_weights` closes.
 - ``WITHOUT_INITIAL_PULL=1``: leave the kvstore's initialisation to gluon.Trainer's first step,
   as before that function existed.
+- ``RECORD_IMAGES=PATH``: append ``epoch index`` of every training image this worker loads to
+  ``PATH-wN`` (see ``record_images``).
 """
 import logging
 import os
@@ -78,22 +80,46 @@ def delay_last_initial_pull(seconds):
     mx.kvstore.KVStore.broadcast = broadcast
 
 
-if os.environ.get("DELAY_LAST_PULL"):
-    delay_last_initial_pull(float(os.environ["DELAY_LAST_PULL"]))
-if os.environ.get("WITHOUT_INITIAL_PULL"):
-    distributed.pull_initial_weights = lambda trainer: None
+def record_images(path):
+    """Append ``epoch index`` to ``path`` for every training image loaded (DataLoader workers
+    0: in this process)."""
+    from gluon_maskrcnn.data.loader import SeededTrainView
 
-logging.basicConfig(level=logging.INFO, format="%(message)s")
-root, prefix, engine = sys.argv[1], sys.argv[2], sys.argv[3]
-flags = sys.argv[4:] or ["--epochs", "1", "--lr", "0.01", "--norm", "frozen"]
-if engine == "horovod":
-    index, flags = os.environ["HOROVOD_RANK"], flags + ["--horovod"]
-else:
-    index, flags = os.environ["GLUON_MASKRCNN_WORKER_INDEX"], flags + ["--kv-store", "dist_sync"]
-try:
-    state = fit(make_args(root, "%s-w%s" % (prefix, index), *flags))
-except TrainingStopped as stopped:
-    print("stopped:", stopped, flush=True)
-    sys.exit(PREEMPTED_EXIT_CODE)
-state["net"].save_parameters("%s-final-w%s.params" % (prefix, index))
-print("rank", state["rank"], "iterations", state["iteration"])
+    load = SeededTrainView.__getitem__
+
+    def recording(view, key):
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        with open(path, "a") as f:
+            f.write("%d %d\n" % (epoch, index))
+        return load(view, key)
+
+    SeededTrainView.__getitem__ = recording
+
+
+def main():
+    if os.environ.get("RECORD_IMAGES"):
+        record_images(os.environ["RECORD_IMAGES"] + "-w" + os.environ.get("GLUON_MASKRCNN_WORKER_INDEX",
+                                                                           os.environ.get("HOROVOD_RANK", "0")))
+    if os.environ.get("DELAY_LAST_PULL"):
+        delay_last_initial_pull(float(os.environ["DELAY_LAST_PULL"]))
+    if os.environ.get("WITHOUT_INITIAL_PULL"):
+        distributed.pull_initial_weights = lambda trainer: None
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    root, prefix, engine = sys.argv[1], sys.argv[2], sys.argv[3]
+    flags = sys.argv[4:] or ["--epochs", "1", "--lr", "0.01", "--norm", "frozen"]
+    if engine == "horovod":
+        index, flags = os.environ["HOROVOD_RANK"], flags + ["--horovod"]
+    else:
+        index, flags = os.environ["GLUON_MASKRCNN_WORKER_INDEX"], flags + ["--kv-store", "dist_sync"]
+    try:
+        state = fit(make_args(root, "%s-w%s" % (prefix, index), *flags))
+    except TrainingStopped as stopped:
+        print("stopped:", stopped, flush=True)
+        sys.exit(PREEMPTED_EXIT_CODE)
+    state["net"].save_parameters("%s-final-w%s.params" % (prefix, index))
+    print("rank", state["rank"], "iterations", state["iteration"])
+
+
+if __name__ == "__main__":
+    main()

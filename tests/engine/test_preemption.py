@@ -1,6 +1,7 @@
 """Preemption: iteration checkpoints, SIGTERM and SIGKILL mid-epoch then ``--resume auto``,
 corrupt checkpoints skipped, a full disk, and dist_sync jobs that stop together or not at all."""
 import errno
+import glob
 import json
 import logging
 import multiprocessing
@@ -17,11 +18,13 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-from train_helpers import make_argv
+from train_helpers import make_args, make_argv
 from gluon_maskrcnn.data.synthetic import write_synthetic_coco
 from gluon_maskrcnn.engine.checkpoint import (CheckpointError, find_latest_checkpoint, link_checkpoint,
                                               load_checkpoint, prune_checkpoints, save_checkpoint)
 from gluon_maskrcnn.engine.preemption import PREEMPTED_EXIT_CODE
+from gluon_maskrcnn.engine.schedule import learning_rate
+from gluon_maskrcnn.engine.trainer import fit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -370,3 +373,92 @@ def test_dataloader_workers_forked_under_stop_signals_are_ended_by_closing_their
         close_dataloader_workers(loader)
     assert all(not os.path.exists("/proc/%d" % pid) for pid in workers)
     del loader  # MXNet's __del__ finds no pool left to terminate
+
+
+def _recorded(path):
+    """{(epoch, image index): times loaded} from RECORD_IMAGES files."""
+    counts = {}
+    for name in glob.glob(path + "-w*"):
+        for line in open(name):
+            key = tuple(map(int, line.split()))
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _resume_elsewhere(root, checkpoint, prefix, record, monkeypatch, *flags):
+    """Resume ``checkpoint`` in this process with ``flags`` (another job shape), recording images."""
+    sys.path.insert(0, HERE)
+    from dist_worker import record_images
+    from gluon_maskrcnn.data.loader import SeededTrainView
+
+    monkeypatch.setattr(SeededTrainView, "__getitem__", SeededTrainView.__getitem__)  # undone after the test
+    record_images(record + "-w9")
+    return fit(make_args(root, prefix, *EPOCHS, "--resume", checkpoint, *flags))
+
+
+def _first_resumed_record(prefix):
+    return [r for r in map(json.loads, open(prefix + "_metrics.jsonl")) if r["kind"] == "interval"][0]
+
+
+def _scheduled_lr(root, iteration, global_batch, images_per_epoch=12):
+    """The learning rate of ``iteration`` on the EPOCHS schedule for ``global_batch``."""
+    args = make_args(root, "unused", *EPOCHS)
+    per_epoch = images_per_epoch // global_batch
+    decay = [int(e) * per_epoch for e in str(args.lr_decay_epoch).split(",") if e.strip()]
+    return learning_rate(iteration, args.lr, args.epochs * per_epoch, warmup_iters=args.lr_warmup,
+                         warmup_factor=args.lr_warmup_factor, mode=args.lr_mode, decay_iters=decay,
+                         decay_factor=args.lr_decay)
+
+
+def test_two_dist_sync_workers_stopped_mid_epoch_resume_on_one_process(twelve_images, tmp_path, monkeypatch,
+                                                                         caplog):
+    prefix, record = str(tmp_path / "dist"), str(tmp_path / "images")
+    env = dict(DIST_ENV, RECORD_IMAGES=record)
+    argv = [sys.executable, LAUNCH, "-n", "2", "-s", "1", "--", sys.executable, os.path.join(HERE, "dist_worker.py"),
+            twelve_images, prefix, "dist_sync", *EPOCHS]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    _wait_for_iterations(proc, prefix, 2)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == PREEMPTED_EXIT_CODE, output[-3000:]
+    checkpoint = [p for p in ("%s-w0-last" % prefix, "%s-w1-last" % prefix) if os.path.exists(p + ".json")][0]
+    saved = json.load(open(checkpoint + ".json"))
+    assert saved["shape"] == {"workers": 2, "devices": 1, "global_batch": 2}
+    assert saved["epoch"] == 0 and 0 < saved["epoch_batches"] < 6
+    assert saved["images_seen"] == 2 * saved["epoch_batches"]
+    with caplog.at_level(logging.INFO, logger="gluon_maskrcnn"):
+        state = _resume_elsewhere(twelve_images, checkpoint, str(tmp_path / "one"), record, monkeypatch)
+    assert "resumed a checkpoint of 2 workers x 1 devices on 1 x 1: global batch 2 -> 1" in caplog.text
+    seen = _recorded(record)  # both workers' images, then this process's
+    assert {i for (e, i) in seen if e == 0} == set(range(12))  # the interrupted epoch: every image ...
+    assert all(n == 1 for (e, _), n in seen.items() if e == 0), seen  # ... once, across both parts
+    assert state["images_seen"] == 24
+    first = _first_resumed_record(str(tmp_path / "one"))
+    iteration = saved["images_seen"] // 1  # images seen // the new global batch
+    assert first["iteration"] == iteration + 1
+    assert first["lr"] == pytest.approx(_scheduled_lr(twelve_images, iteration, 1), rel=1e-6)
+
+
+def test_one_process_resumes_on_two_contexts(twelve_images, tmp_path, monkeypatch, caplog):
+    prefix, record = str(tmp_path / "one"), str(tmp_path / "images")
+    sys.path.insert(0, HERE)
+    from dist_worker import record_images
+    from gluon_maskrcnn.data.loader import SeededTrainView
+
+    monkeypatch.setattr(SeededTrainView, "__getitem__", SeededTrainView.__getitem__)  # undone after the test
+    record_images(record + "-first")
+    # a checkpoint after 4 of the 12 images (all landscape): the other 8 make whole batches of 2
+    # (as in any epoch, an incomplete last batch of a shape is left out)
+    fit(make_args(twelve_images, prefix, *EPOCHS, "--save-interval-iters", "4", "--keep-checkpoints", "10"))
+    first_part = [int(line.split()[1]) for line in open(record + "-first") if line.startswith("0 ")][:4]
+    with caplog.at_level(logging.INFO, logger="gluon_maskrcnn"):
+        state = _resume_elsewhere(twelve_images, prefix + "-iter0000004", str(tmp_path / "two"), record,
+                                  monkeypatch, "--cpu-contexts", "2", "--batch-size", "2")
+    assert "resumed a checkpoint of 1 workers x 1 devices on 1 x 2: global batch 1 -> 2" in caplog.text
+    resumed = [int(line.split()[1]) for line in open(record + "-w9") if line.startswith("0 ")]
+    assert sorted(first_part + resumed) == list(range(12))  # every image of the epoch once
+    assert state["images_seen"] == 24
+    first = _first_resumed_record(str(tmp_path / "two"))
+    assert first["iteration"] == 4 // 2 + 1
+    assert first["lr"] == pytest.approx(_scheduled_lr(twelve_images, 4 // 2, 2), rel=1e-6)
