@@ -98,7 +98,7 @@ def test_the_ground_truth_scores_ap_one(rectangles):
 
 def test_eval_script_scores_the_ground_truth_ap_one(rectangles, tmp_path, monkeypatch, capsys):
     dataset = COCOInstances(rectangles, "val", skip_empty=False)
-    monkeypatch.setattr(loading, "load_model", lambda model, params=None: KnownDetections(dataset))
+    monkeypatch.setattr(loading, "load_model", lambda model, params=None, ctx=None: KnownDetections(dataset))
     results = str(tmp_path / "results.json")
     monkeypatch.setattr(sys, "argv", ["eval_mask_rcnn.py", "--model", "stand-in", "--dataset-root", rectangles,
                                       "--split", "val", "--results", results, "--num-workers", "0"])
