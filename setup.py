@@ -33,7 +33,10 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "cu112": ["mxnet-cu112==1.9.1"],
-        "test": ["pytest", "pytest-timeout", "faster-coco-eval", "onnx>=1.14,<1.17", "onnxruntime>=1.16"],
+        "test": ["pytest", "pytest-timeout", "faster-coco-eval", "onnx>=1.14,<1.17", "onnxruntime>=1.16",
+                 "tensorboardX>=2.6", "tensorboard"],
+        # --tensorboard writes events with tensorboardX; tensorboard itself shows them
+        "tensorboard": ["tensorboardX>=2.6"],
         "fast-eval": ["faster-coco-eval"],
         # MXNet 1.9.1's ONNX exporter reads onnx.mapping, which onnx 1.19 removed; 1.16.2 is
         # the version tested. Its translations target opsets 12 and 13: we write opset 13.

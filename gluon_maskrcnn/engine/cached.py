@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 # Arguments that change where a run writes or how it reports, never the weights it learns.
 REPORTING_KEYS = ("save_prefix", "resume", "quiet", "verbose", "log_interval", "num_workers",
-                  "save_interval", "save_interval_iters", "keep_checkpoints", "start_epoch")
+                  "save_interval", "save_interval_iters", "keep_checkpoints", "start_epoch", "tensorboard")
 
 
 class ModelQualityError(UserError):

@@ -97,6 +97,9 @@ def build_parser():
       help="COCOeval implementation: pycocotools, or faster-coco-eval (same figures, faster; "
       "pip install faster-coco-eval)")
     a("--verbose", action="store_true", help="log the trainable parameters and the settings")
+    a("--tensorboard", default=None, metavar="DIR", help="also write the losses, learning rate, "
+      "throughput, AP figures and prediction gallery as TensorBoard events in DIR (rank 0; "
+      "pip install -e \".[tensorboard]\")")
     for key, text in ON_OFF_FLAGS.items():
         a("--" + key.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None, help=text)
     a("--static-alloc", action="store_true")

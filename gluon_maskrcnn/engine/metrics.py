@@ -37,14 +37,17 @@ class RunningMean:
 class MetricsLog:
     """Appends one JSON object per line to ``path``; readable with ``read()``."""
 
-    def __init__(self, path):
+    def __init__(self, path, tensorboard=None):
         self.path = path
+        self.tensorboard = tensorboard  # a TensorBoardLog that gets every record too, or None
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
     def write(self, kind, **values):
         record = dict(kind=kind, time=time.time(), **values)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.record(record)
         return record
 
     def drop_after(self, iteration):

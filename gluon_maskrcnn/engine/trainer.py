@@ -8,6 +8,7 @@ import logging
 import sys
 import math
 import os
+import time
 
 import mxnet as mx
 import numpy as np
@@ -32,6 +33,7 @@ from .distributed import Distributed
 from .evaluation import evaluate, format_metrics, nvidia_coco_api
 from .loading import load_model, model_name
 from .metrics import MetricsLog, RunningMean, plot_curves
+from .tensorboard import TensorBoardLog
 from .preemption import PREEMPTED_EXIT_CODE, StopSignals, TrainingStopped
 from .recipes import MODEL_SIZE_KEYS
 from .schedule import default_lr, default_warmup, learning_rate
@@ -130,7 +132,10 @@ class _Run:
         if self.syncbn_on_cpus:
             reserve_cpu_temp_space()  # before any operator: MXNet reads it once
         self.out_dir = os.path.dirname(os.path.abspath(args.save_prefix)) or "."
-        self.log = MetricsLog(args.save_prefix + "_metrics.jsonl") if self.dist.is_root else None
+        self.log = None
+        if self.dist.is_root:
+            board = TensorBoardLog(args.tensorboard) if getattr(args, "tensorboard", None) else None
+            self.log = MetricsLog(args.save_prefix + "_metrics.jsonl", tensorboard=board)
         self.train_set = _dataset(args, args.train_split, "--train-split", skip_empty=True)
         self.val_set = (_dataset(args, args.val_split, "--val-split", skip_empty=False)
                         if args.val_interval > 0 else None)  # every worker evaluates a shard
@@ -355,6 +360,8 @@ def _evaluate(run, epoch):
         return metrics
     logger.info("epoch %d validation\n%s", epoch, format_metrics(metrics))
     save_gallery(run.net, run.val_set, args.save_prefix + "_predictions.png", ctx=run.ctx[0])
+    if run.log.tensorboard is not None:
+        run.log.tensorboard.image("val/predictions", args.save_prefix + "_predictions.png", run.state["iteration"])
     run.net.retrace()
     losses = {}
     if args.val_loss:
@@ -446,6 +453,7 @@ def _train_epoch(run, epoch, stop):
 
     args = run.args
     mean, done, left = _start_epoch(run, epoch)
+    interval_start, interval_images = time.time(), 0  # throughput of each logged interval
     progress = Progress(left, "epoch %d/%d" % (epoch + 1, args.epochs),
                         enabled=run.dist.is_root and not args.quiet)
     for i, batch in enumerate(run.loader, start=done):
@@ -456,8 +464,11 @@ def _train_epoch(run, epoch, stop):
         run.state["images_seen"] += batch[0].shape[0] * run.dist.num_workers
         run.state["epoch_batches"] = i + 1
         progress.update(mean.means(), batch[0].shape[0])
+        interval_images += batch[0].shape[0] * run.dist.num_workers
         if run.log and (i + 1) % args.log_interval == 0:
-            run.log.write("interval", epoch=epoch, iteration=run.state["iteration"],
+            now = time.time()
+            speed, interval_images, interval_start = interval_images / max(now - interval_start, 1e-9), 0, now
+            run.log.write("interval", epoch=epoch, iteration=run.state["iteration"], images_per_sec=speed,
                           lr=run.trainer.learning_rate, **mean.means())
         last_of_epoch = i + 1 == done + left
         saved = None
@@ -527,6 +538,8 @@ def fit(args):
             _train_epochs(run, stop)
         finally:  # the workers ignore the one SIGTERM of MXNet's own clean-up (see StopSignals)
             close_dataloader_workers(run.loader)
+            if run.log is not None and run.log.tensorboard is not None:
+                run.log.tensorboard.close()
     if run.log:
         plot_curves(run.log.read(), args.save_prefix + "_curves.png")
     run.dist.close()
