@@ -27,7 +27,7 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["gluon_maskrcnn", "gluon_maskrcnn.*"]),
-    package_data={"gluon_maskrcnn": ["ops/*.cc"]},
+    package_data={"gluon_maskrcnn": ["ops/*.cc", "ops/*.c"]},
     python_requires=">=3.8",
     install_requires=COMMON,
     extras_require={
