@@ -18,5 +18,5 @@ from .modeling.faster_rcnn import FasterRCNN  # noqa: E402
 from .modeling.mask_rcnn import MaskRCNN  # noqa: E402
 from .predict import predict  # noqa: E402
 
-__version__ = "0.1.0"
+from .version import VERSION as __version__  # noqa: E402
 __all__ = ["model_zoo", "get_model", "get_model_list", "FasterRCNN", "MaskRCNN", "predict"]

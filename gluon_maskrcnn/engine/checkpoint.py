@@ -30,6 +30,7 @@ import mxnet as mx
 from ..errors import UserError
 from ..files import atomic_write
 from ..internals import optimizer_update_counts, set_optimizer_update_counts, trainer_updaters
+from ..version import VERSION
 
 __all__ = ["FORMAT", "convert_pickled_checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_args", "verify_checkpoint", "CheckpointError",
            "link_checkpoint", "iteration_checkpoint_name", "prune_checkpoints", "find_latest_checkpoint"]
@@ -70,11 +71,9 @@ def save_checkpoint(prefix, net, trainer, state):
     """Write ``prefix.params``, ``prefix.states`` (optimizer) and ``prefix.json`` (``state`` plus
     the files' sizes and checksums). Raises :class:`CheckpointError` naming the file that could
     not be written."""
-    from .. import __version__
-
     _write(prefix + ".params", net.save_parameters)
     suffixes = [".params"]
-    record = dict(state, format=FORMAT, package_version=__version__)
+    record = dict(state, format=FORMAT, package_version=VERSION)
     if trainer is not None:
         arrays, record["optimizer"] = optimizer_state(trainer)
         _write(prefix + ".states", lambda tmp: mx.nd.save(tmp, arrays))
@@ -142,8 +141,6 @@ def load_checkpoint(prefix, net, trainer=None, ctx=None, verified_state=None):
 def check_format(prefix, state):
     """Refuse a checkpoint whose optimizer file this version must not or cannot read: a pickled
     one (format 1, MXNet's ``Trainer.save_states``), or one of a newer format."""
-    from .. import __version__
-
     found = state.get("format", 1)
     if found == 1:
         raise CheckpointError(
@@ -154,7 +151,7 @@ def check_format(prefix, state):
         raise CheckpointError(
             "checkpoint %s is in format %d (written by gluon_maskrcnn %s); this gluon_maskrcnn "
             "(%s) reads formats up to %d: upgrade it"
-            % (prefix, found, state.get("package_version", "?"), __version__, FORMAT))
+            % (prefix, found, state.get("package_version", "?"), VERSION, FORMAT))
 
 
 def optimizer_state(trainer):
@@ -212,9 +209,7 @@ def convert_pickled_checkpoint(prefix):
     # format 1 did not keep the update counts; every parameter updated at every iteration
     arrays, scalars = state_arrays(states, {index: int(state.get("iteration", 0)) for index in states})
     _write(prefix + ".states", lambda tmp: mx.nd.save(tmp, arrays))
-    from .. import __version__
-
-    record = dict(state, format=FORMAT, package_version=__version__, optimizer=scalars)
+    record = dict(state, format=FORMAT, package_version=VERSION, optimizer=scalars)
     record["files"] = {s: _file_digest(prefix + s) for s in (".params", ".states")}
     _write(prefix + ".json", lambda tmp: _dump_json(record, tmp))
     return True
