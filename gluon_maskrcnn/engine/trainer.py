@@ -30,7 +30,7 @@ from .checkpoint import (checkpoint_args, find_latest_checkpoint, iteration_chec
 from .cli import contexts
 from .custom_model import custom_model_overrides
 from .distributed import Distributed
-from .evaluation import evaluate, format_metrics, nvidia_coco_api
+from .evaluation import evaluate, format_metrics, format_per_class, nvidia_coco_api
 from .loading import load_model, model_name
 from .metrics import MetricsLog, RunningMean, plot_curves
 from .tensorboard import TensorBoardLog
@@ -358,7 +358,8 @@ def _evaluate(run, epoch):
     if not run.dist.is_root:
         run.net.retrace()
         return metrics
-    logger.info("epoch %d validation\n%s", epoch, format_metrics(metrics))
+    logger.info("epoch %d validation\n%s\nper class (AP)\n%s", epoch, format_metrics(metrics),
+                format_per_class(metrics))
     save_gallery(run.net, run.val_set, args.save_prefix + "_predictions.png", ctx=run.ctx[0])
     if run.log.tensorboard is not None:
         run.log.tensorboard.image("val/predictions", args.save_prefix + "_predictions.png", run.state["iteration"])

@@ -2,11 +2,13 @@
 ground truth itself (AP 1.0), and the ground truth shifted by a known amount (what pycocotools
 scores for the same shifted results written by hand). The set has non-contiguous category ids
 and images of three sizes, resized by non-integer scales."""
+import csv
 import contextlib
 import hashlib
 import io
 import json
 import os
+import re
 import runpy
 import sys
 
@@ -101,14 +103,19 @@ def test_eval_script_scores_the_ground_truth_ap_one(rectangles, tmp_path, monkey
     monkeypatch.setattr(loading, "load_model", lambda model, params=None, ctx=None: KnownDetections(dataset))
     results = str(tmp_path / "results.json")
     monkeypatch.setattr(sys, "argv", ["eval_mask_rcnn.py", "--model", "stand-in", "--dataset-root", rectangles,
-                                      "--split", "val", "--results", results, "--num-workers", "0"])
+                                      "--split", "val", "--results", results, "--num-workers", "0", "--per-class"])
     with pytest.raises(SystemExit) as done:  # the script ends with sys.exit(status)
         runpy.run_path(os.path.join(SCRIPTS, "eval_mask_rcnn.py"), run_name="__main__")
     assert done.value.code in (None, 0)
     table = capsys.readouterr().out
     assert [line.split()[1] for line in table.splitlines() if line.split()[:1] in (["bbox"], ["segm"])] == ["1.000"] * 2
+    assert re.search(r"images: predict [\d.]+ s, paste and encode [\d.]+ s .*COCOeval [\d.]+ s", table), table
     written = json.load(open(results))
     assert sorted(r["category_id"] for r in written) == [2, 7, 7, 11]  # mapped back to the file's ids
+    rows = list(csv.reader(open(str(tmp_path / "results_per_class.csv"))))
+    assert rows[0] == ["category", "bbox_AP", "segm_AP"] and len(rows) == 1 + len(dataset.classes)
+    scored = {row[0]: row[1:] for row in rows[1:] if row[1]}
+    assert len(scored) == 3 and all(v == ["1.000000", "1.000000"] for v in scored.values())  # the 3 classes present
 
 
 def _hand_written_shifted_results(annotation_file):
@@ -136,5 +143,16 @@ def test_shifted_detections_score_what_pycocotools_scores_for_them(rectangles):
             reference = COCOeval(gt, gt.loadRes(_hand_written_shifted_results(dataset.annotation_file)), kind)
             reference.evaluate(), reference.accumulate(), reference.summarize()
         expected = {name: max(float(v), 0.0) for name, v in zip(METRIC_NAMES, reference.stats)}
+        per_class = ours[kind].pop("per_class")
         assert ours[kind] == pytest.approx(expected, abs=1e-9), kind
         assert 0.2 < ours[kind]["AP"] < 0.9, ours  # shifted by 8 px: neither perfect nor nothing
+        # each class: pycocotools' precision array for it, all areas, 100 detections, averaged
+        precision = reference.eval["precision"]  # (IoUs, recalls, classes, areas, max dets)
+        names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
+        for k, category in enumerate(reference.params.catIds):
+            column = precision[:, :, k, 0, 2]
+            want = column[column > -1].mean() if (column > -1).any() else None
+            assert per_class[names[category]] == (pytest.approx(want, abs=1e-12) if want is not None else None)
+        present = [v for v in per_class.values() if v is not None]
+        assert len(present) >= 2 and len(set(present)) >= 2  # classes with different AP
+        assert np.mean(present) == pytest.approx(expected["AP"], abs=1e-9)  # COCO's AP: their mean
