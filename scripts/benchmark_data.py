@@ -20,7 +20,8 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
 from gluon_maskrcnn.benchmarks.coco_scale import (COCO_TRAIN_ANNOTATIONS, COCO_TRAIN_IMAGES,  # noqa: E402
-                                                   run_coco_scale_benchmark, run_eval_benchmark)
+                                                   COCO_VAL_ANNOTATIONS, COCO_VAL_IMAGES, run_coco_scale_benchmark,
+                                                   run_eval_benchmark)
 from gluon_maskrcnn.benchmarks.data import run_data_benchmark  # noqa: E402
 
 
@@ -38,9 +39,15 @@ def main():
     p.add_argument("--coco-eval", action="store_true",
                    help="time scoring 5,000 images x 100 detections (paste, RLE, COCOeval) with pycocotools "
                    "and faster-coco-eval")
+    p.add_argument("--eval-images", type=int, default=5000, help="--coco-eval: images (COCO val: 5,000)")
+    p.add_argument("--eval-threads", type=int, default=2, help="--coco-eval: threads encoding masks")
+    p.add_argument("--skip-before", action="store_true",
+                   help="--coco-eval: do not time the former full-image paste for comparison")
     args = p.parse_args()
     if args.coco_eval:
-        run_eval_benchmark(args.root, seed=args.seed)
+        run_eval_benchmark(args.root, num_images=args.eval_images,
+                           num_annotations=round(args.eval_images * COCO_VAL_ANNOTATIONS / COCO_VAL_IMAGES),
+                           seed=args.seed, threads=args.eval_threads, before=not args.skip_before)
     elif args.coco_scale:
         run_coco_scale_benchmark(args.root, args.coco_images, args.coco_annotations, args.worker_items, args.seed)
     else:

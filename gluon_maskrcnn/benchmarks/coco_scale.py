@@ -250,12 +250,42 @@ def _fake_outputs(rng, width, height, num_classes, count, instances):
     return ids, scores, boxes, masks.astype(np.float32)
 
 
+def _full_paste_results(outputs, meta, category_ids):
+    """COCO results of one image the way evaluation made them before masks were encoded from
+    their boxes: every mask pasted into a full H x W array, then ``pycocotools.mask.encode``."""
+    from pycocotools import mask as mask_utils
+
+    from ..inference import detections_to_original
+
+    det = detections_to_original(*outputs, 1.0, meta["height"], meta["width"], mask_format="full")
+    results = []
+    for box, label, score, mask in zip(det["boxes"], det["labels"], det["scores"], det["masks"]):
+        rle = mask_utils.encode(np.asfortranarray(mask))
+        results.append({"image_id": meta["id"], "category_id": category_ids[label],
+                        "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
+                        "score": float(score),
+                        "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()}})
+    return results
+
+
+def _encode_all(images, encode, threads):
+    """[results of each image] with ``encode(outputs, meta)``, in ``threads`` threads."""
+    import concurrent.futures
+
+    if threads <= 1:
+        return [encode(outputs, meta) for outputs, meta in images]
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda item: encode(*item), images))
+
+
 def run_eval_benchmark(root=None, num_images=COCO_VAL_IMAGES, num_annotations=COCO_VAL_ANNOTATIONS,
-                       detections=100, seed=0):
+                       detections=100, seed=0, threads=2, before=True):
     """Time scoring ``num_images`` images with ``detections`` each (boxes and masks) as our
-    evaluation does: pasting masks and RLE-encoding them, then COCOeval (bbox and segm) with
-    pycocotools and with faster-coco-eval when installed. Prints and returns the times and the
-    figures of each evaluator."""
+    evaluation does: masks pasted and RLE-encoded, before (full H x W paste, then
+    ``pycocotools.mask.encode``; one thread, as evaluation ran it) and now (encoded from each
+    box, in ``threads`` threads, as ``predict_dataset`` runs it), the two checked equal; then
+    COCOeval (bbox and segm) with pycocotools and with faster-coco-eval when installed. Prints
+    and returns the times and the figures of each evaluator."""
     from ..data.coco import COCOInstances
     from ..engine.evaluation import coco_evaluate, image_results
 
@@ -265,16 +295,25 @@ def run_eval_benchmark(root=None, num_images=COCO_VAL_IMAGES, num_annotations=CO
         write_coco_scale_annotations(path, num_images, num_annotations, seed + 1)
     dataset = COCOInstances(root, "val2017", skip_empty=False)
     rng = np.random.default_rng(seed)
+    images = [(_fake_outputs(rng, meta["width"], meta["height"], len(dataset.classes), detections,
+                             dataset.instances(i)), meta) for i, meta in enumerate(dataset.images)]
+    report = {}
     start = time.perf_counter()
-    results = []
-    for i in range(len(dataset)):
-        meta = dataset.images[i]
-        outputs = _fake_outputs(rng, meta["width"], meta["height"], len(dataset.classes), detections,
-                                dataset.instances(i))
-        results += image_results(outputs, 1.0, meta, dataset.category_ids)
-    paste = time.perf_counter() - start
-    print("%d images x %d detections: mask pasting and RLE encoding %.1f s" % (len(dataset), detections, paste))
-    report = {"paste_and_encode": paste}
+    now = _encode_all(images, lambda outputs, meta: image_results(outputs, 1.0, meta, dataset.category_ids), threads)
+    report["paste_and_encode"] = time.perf_counter() - start
+    print("%d images x %d detections: masks encoded from their boxes, %d threads: %.1f s"
+          % (len(dataset), detections, threads, report["paste_and_encode"]))
+    if before:
+        start = time.perf_counter()
+        old = _encode_all(images, lambda outputs, meta: _full_paste_results(outputs, meta, dataset.category_ids), 1)
+        report["paste_and_encode_before"] = time.perf_counter() - start
+        same = all(a == b for old_image, new_image in zip(old, now) for a, b in zip(old_image, new_image)) and \
+            [len(r) for r in old] == [len(r) for r in now]
+        report["identical"] = bool(same)
+        print("before (full paste, pycocotools encode, 1 thread): %.1f s; results identical: %s (%.1fx)"
+              % (report["paste_and_encode_before"], same, report["paste_and_encode_before"] / report["paste_and_encode"]))
+    results = sum(now, [])
+
     for evaluator in ("pycocotools", "faster-coco-eval"):
         start = time.perf_counter()
         try:
