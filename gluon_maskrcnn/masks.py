@@ -56,13 +56,13 @@ def _resized_windows(masks, boxes, height, width):
     low = np.maximum(start, 0)
     high = np.minimum(start + size, [width, height])
     windows = []
-    for i in range(len(masks)):
-        (x0, y0), (w, h), (ix0, iy0), (ix1, iy1) = start[i], size[i], low[i], high[i]
+    geometry = np.concatenate([start, size, low, high], axis=1).tolist()  # (N, 8) as Python ints
+    for mask, (x0, y0, w, h, ix0, iy0, ix1, iy1) in zip(padded, geometry):
         if ix1 <= ix0 or iy1 <= iy0:
             windows.append((None, (0, 0, 0, 0), (0, 0)))
             continue
-        resized = cv2.resize(padded[i], (int(w), int(h)), interpolation=cv2.INTER_LINEAR)
-        windows.append((resized, (int(iy0 - y0), int(ix0 - x0), int(iy1 - iy0), int(ix1 - ix0)), (int(ix0), int(iy0))))
+        resized = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+        windows.append((resized, (iy0 - y0, ix0 - x0, iy1 - iy0, ix1 - ix0), (ix0, iy0)))
     return windows
 
 

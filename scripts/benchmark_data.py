@@ -40,7 +40,7 @@ def main():
                    help="time scoring 5,000 images x 100 detections (paste, RLE, COCOeval) with pycocotools "
                    "and faster-coco-eval")
     p.add_argument("--eval-images", type=int, default=5000, help="--coco-eval: images (COCO val: 5,000)")
-    p.add_argument("--eval-threads", type=int, default=2, help="--coco-eval: threads encoding masks")
+    p.add_argument("--eval-threads", type=int, default=1, help="--coco-eval: threads encoding masks")
     p.add_argument("--skip-before", action="store_true",
                    help="--coco-eval: do not time the former full-image paste for comparison")
     args = p.parse_args()

@@ -279,7 +279,7 @@ def _encode_all(images, encode, threads):
 
 
 def run_eval_benchmark(root=None, num_images=COCO_VAL_IMAGES, num_annotations=COCO_VAL_ANNOTATIONS,
-                       detections=100, seed=0, threads=2, before=True):
+                       detections=100, seed=0, threads=1, before=True):
     """Time scoring ``num_images`` images with ``detections`` each (boxes and masks) as our
     evaluation does: masks pasted and RLE-encoded, before (full H x W paste, then
     ``pycocotools.mask.encode``; one thread, as evaluation ran it) and now (encoded from each

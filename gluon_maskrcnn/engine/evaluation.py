@@ -40,7 +40,7 @@ class EvaluationTimes:
 
 
 def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_thresh=0.0, indices=None,
-                    encode_threads=2, times=None):
+                    encode_threads=1, times=None):
     """Run ``net`` over a :class:`~gluon_maskrcnn.data.coco.COCOInstances` split, or over the
     images at ``indices`` of it.
 

@@ -17,6 +17,7 @@
  * fourth on), in 5-bit groups, each a character from 48 on, bit 5 set while more follow.
  */
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
   char *out;
@@ -72,6 +73,14 @@ static long window_changes(const float *window, long stride, int h, int w, float
     }
     if (!any) continue;
     for (int c = 0; c < w; c++) {
+      if (c + 8 <= w) { /* skip 8 unchanged columns at a time */
+        uint64_t word;
+        memcpy(&word, changed + c, 8);
+        if (!word) {
+          c += 7;
+          continue;
+        }
+      }
       if (!changed[c]) continue;
       if (count >= events_capacity) return -1;
       found[2 * count] = c;
