@@ -9,22 +9,13 @@ and places them in the image; the counts equal ``pycocotools.mask.encode`` of th
 run for run.
 """
 import ctypes
-import hashlib
-import logging
-import os
-import subprocess
-import tempfile
 
 import cv2
 import numpy as np
 
-__all__ = ["mask_crop", "mask_crops", "paste_crops", "crop_rle_counts", "encode_masks", "encode_crops_numpy",
-           "rle_library"]
+from .ops import rle_library
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_RLE_SOURCE = os.path.join(_HERE, "ops", "rle.c")
-_LOG = logging.getLogger(__name__)
-_library = {}
+__all__ = ["mask_crop", "mask_crops", "paste_crops", "crop_rle_counts", "encode_masks", "encode_crops_numpy"]
 
 
 def mask_crop(mask, box, height, width, threshold=0.5):
@@ -118,7 +109,8 @@ CHUNK_PIXELS = 1 << 24
 def encode_masks(masks, boxes, height, width, threshold=0.5):
     """COCO RLE dicts (``{"size": [H, W], "counts": bytes}``, compressed exactly as
     ``pycocotools.mask.encode`` writes them) of the masks :func:`mask_crops` pastes, encoded
-    from each box's window by a small C helper (compiled on first use) with no H x W array,
+    from each box's window by a small C helper (:func:`gluon_maskrcnn.ops.rle_library`,
+    compiled on first use) with no H x W array,
     :data:`CHUNK_PIXELS` of windows at a time; with NumPy (:func:`encode_crops_numpy`) where
     there is no compiler."""
     library = rle_library()
@@ -191,46 +183,3 @@ def encode_crops_numpy(crops, height, width):
     uncompressed = [{"size": [height, width], "counts": crop_rle_counts(crop, x0, y0, height, width).tolist()}
                     for crop, x0, y0 in crops]
     return mask_utils.frPyObjects(uncompressed, height, width)
-
-
-def rle_library():
-    """The compiled RLE helper (``ops/rle.c``, built with ``$CC``, default ``gcc``, into
-    ``$GLUON_MASKRCNN_OPS_CACHE``, default ``~/.cache/gluon_maskrcnn/ops``), or None when it
-    cannot be built (a warning says why, once)."""
-    if "lib" in _library:
-        return _library["lib"]
-    _library["lib"] = None
-    cc = os.environ.get("CC", "gcc")
-    with open(_RLE_SOURCE, "rb") as f:
-        digest = hashlib.sha1(f.read() + cc.encode()).hexdigest()[:16]
-    cache = os.environ.get("GLUON_MASKRCNN_OPS_CACHE",
-                           os.path.join(os.path.expanduser("~"), ".cache", "gluon_maskrcnn", "ops"))
-    target = os.path.join(cache, "libgm_rle-%s.so" % digest)
-    try:
-        if not os.path.exists(target):
-            _build(cc, target)
-        library = ctypes.CDLL(target)
-        library.gm_encode_windows.restype = ctypes.c_int
-        library.gm_encode_windows.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 6 + [
-            ctypes.c_float, ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p,
-            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long]
-        _library["lib"] = library
-    except (OSError, RuntimeError) as err:
-        _LOG.warning("gluon_maskrcnn's RLE helper unavailable, encoding masks with NumPy: %s", err)
-    return _library["lib"]
-
-
-def _build(cc, target):
-    """Compile ``ops/rle.c`` into ``target`` atomically (a temporary file, then a rename)."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
-    os.close(fd)
-    cmd = [cc, "-O3", "-fPIC", "-shared", _RLE_SOURCE, "-o", tmp]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), done.stderr[-2000:]))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -8,7 +8,8 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from gluon_maskrcnn import masks as masks_module
-from gluon_maskrcnn.masks import encode_crops_numpy, encode_masks, mask_crops, paste_crops, rle_library
+from gluon_maskrcnn.masks import encode_crops_numpy, encode_masks, mask_crops, paste_crops
+from gluon_maskrcnn.ops import rle_library
 
 
 def full_paste(masks, boxes, height, width, threshold=0.5):

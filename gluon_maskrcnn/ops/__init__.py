@@ -15,11 +15,15 @@ Operators:
 - ``gm_proposal_nms(data)``: the RPN's ``contrib.box_nms`` + top rows, the same rows, but
   each candidate is compared with the kept boxes only and it stops once enough are kept.
 
+``rle.c`` (plain C, loaded with ctypes by :func:`rle_library`) is the COCO RLE encoder of
+:mod:`gluon_maskrcnn.masks`.
+
 Everything has a portable fallback built from MXNet's own operators, used on GPUs, in
 exported graphs, with Horovod (MXNet's library loader crashes next to ``horovod.mxnet``),
 when ``GLUON_MASKRCNN_FAST_OPS=0``, and when no compiler is found (a warning says why, once).
 """
 import contextlib
+import ctypes
 import glob
 import hashlib
 import logging
@@ -30,7 +34,7 @@ import tempfile
 
 import mxnet as mx
 
-__all__ = ["load", "available"]
+__all__ = ["load", "available", "rle_library"]
 
 _LOG = logging.getLogger(__name__)
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,31 +51,67 @@ def _library_path(cxx):
         with open(path, "rb") as f:
             digest.update(f.read())
     digest.update(("%s|%s" % (mx.__version__, cxx)).encode())
-    cache = os.environ.get("GLUON_MASKRCNN_OPS_CACHE",
-                           os.path.join(os.path.expanduser("~"), ".cache", "gluon_maskrcnn", "ops"))
-    return os.path.join(cache, "libgm_ops-%s.so" % digest.hexdigest()[:16])
+    return os.path.join(_cache_folder(), "libgm_ops-%s.so" % digest.hexdigest()[:16])
 
 
-def _compile(cxx, target):
-    """Build the library into ``target`` atomically (temporary file, then rename)."""
-    mxnet_dir = os.path.dirname(os.path.abspath(mx.__file__))
-    lib_api = os.path.join(mxnet_dir, "src", "lib_api.cc")
-    if not os.path.exists(lib_api):
-        raise RuntimeError("this MXNet install has no %s" % lib_api)
+def _cache_folder():
+    return os.environ.get("GLUON_MASKRCNN_OPS_CACHE",
+                          os.path.join(os.path.expanduser("~"), ".cache", "gluon_maskrcnn", "ops"))
+
+
+def _build_atomically(cmd, target):
+    """Run the compiler command ``cmd`` (its output file left out) into ``target`` atomically
+    (a temporary file, then a rename); RuntimeError with the compiler's message on failure."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
     os.close(fd)
-    # -ffp-contract=off: no fused multiply-adds, so results match MXNet's own operators bit for bit
-    cmd = [cxx, "-O3", "-std=c++17", "-fopenmp", "-fPIC", "-shared", "-ffp-contract=off",
-           "-I", os.path.join(mxnet_dir, "include"), lib_api] + _sources() + ["-o", tmp]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd + ["-o", tmp], capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), done.stderr[-2000:]))
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _compile(cxx, target):
+    """Build the operator library into ``target``."""
+    mxnet_dir = os.path.dirname(os.path.abspath(mx.__file__))
+    lib_api = os.path.join(mxnet_dir, "src", "lib_api.cc")
+    if not os.path.exists(lib_api):
+        raise RuntimeError("this MXNet install has no %s" % lib_api)
+    # -ffp-contract=off: no fused multiply-adds, so results match MXNet's own operators bit for bit
+    _build_atomically([cxx, "-O3", "-std=c++17", "-fopenmp", "-fPIC", "-shared", "-ffp-contract=off",
+                       "-I", os.path.join(mxnet_dir, "include"), lib_api] + _sources(), target)
+
+
+_RLE_SOURCE = os.path.join(_HERE, "rle.c")
+
+
+def rle_library():
+    """The C RLE encoder of :mod:`gluon_maskrcnn.masks` (``rle.c``, built with ``$CC``, default
+    ``gcc``, into the same cache folder, and loaded with ctypes), or None when it cannot be
+    built (a warning says why, once)."""
+    if "rle" in _state:
+        return _state["rle"]
+    _state["rle"] = None
+    cc = os.environ.get("CC", "gcc")
+    with open(_RLE_SOURCE, "rb") as f:
+        digest = hashlib.sha1(f.read() + cc.encode()).hexdigest()[:16]
+    target = os.path.join(_cache_folder(), "libgm_rle-%s.so" % digest)
+    try:
+        if not os.path.exists(target):
+            _build_atomically([cc, "-O3", "-fPIC", "-shared", _RLE_SOURCE], target)
+        library = ctypes.CDLL(target)
+        library.gm_encode_windows.restype = ctypes.c_int
+        library.gm_encode_windows.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 6 + [
+            ctypes.c_float, ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p,
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long]
+        _state["rle"] = library
+    except (OSError, RuntimeError) as err:
+        _LOG.warning("gluon_maskrcnn's RLE encoder unavailable, encoding masks with NumPy: %s", err)
+    return _state["rle"]
 
 
 def load():
