@@ -14,13 +14,12 @@ from ..data.classes import COCO_CLASSES
 from ..modeling.backbone import initialize_fresh
 from .builder import build_mask_rcnn
 from .gluoncv_keywords import norm_kind, translate
-from .presets import CUSTOM, PRESETS, PUBLISHED_AP, custom_preset
+from .presets import CUSTOM, PRESETS, PUBLISHED_AP, UNPUBLISHED, custom_preset
 from ..errors import UserError
 from ..store import ModelFileError, resolve_params
 
-__all__ = ["get_model", "get_model_list", "custom_mask_rcnn_fpn", "model_config", "CUSTOM", "PRESETS",
-           "PUBLISHED_AP",
-           "ModelFileError"]
+__all__ = ["get_model", "get_model_list", "pretrained_model_list", "custom_mask_rcnn_fpn", "model_config", "CUSTOM",
+           "PRESETS", "PUBLISHED_AP", "ModelFileError"] + sorted(PRESETS)  # GluonCV's per-name functions too
 
 
 class UnknownModelError(UserError, ValueError):
@@ -52,6 +51,52 @@ def load_parameter_file(net, path, ctx=None):
 def get_model_list():
     """Names accepted by :func:`get_model`: GluonCV's nine Mask R-CNN names."""
     return list(PRESETS) + [CUSTOM]
+
+
+def pretrained_model_list():
+    """Names whose COCO parameters GluonCV publishes (``get_model(name, pretrained=True)``), as
+    GluonCV's ``pretrained_model_list`` lists them."""
+    return [name for name in PRESETS if name not in UNPUBLISHED]
+
+
+# The keywords GluonCV's per-name functions name in their signatures beyond (pretrained,
+# pretrained_base); ours take them too, with None for the preset's value (the same as GluonCV's
+# default for the RPN counts; 100 detections for rcnn_max_dets, see the README)
+_GLUONCV_EXTRA_KEYWORDS = {
+    "mask_rcnn_resnet18_v1b_coco": ("rcnn_max_dets", "rpn_test_pre_nms", "rpn_test_post_nms"),
+    "mask_rcnn_fpn_resnet18_v1b_coco": ("rcnn_max_dets", "rpn_test_pre_nms", "rpn_test_post_nms"),
+    "mask_rcnn_fpn_syncbn_resnet18_v1b_coco": ("num_devices", "rcnn_max_dets", "rpn_test_pre_nms",
+                                               "rpn_test_post_nms"),
+    "mask_rcnn_fpn_syncbn_mobilenet1_0_coco": ("num_devices", "rcnn_max_dets", "rpn_test_pre_nms",
+                                               "rpn_test_post_nms"),
+}
+
+
+def _named_builder(name):
+    """GluonCV's per-name function of zoo name ``name``, with its parameters."""
+    import inspect
+
+    extras = _GLUONCV_EXTRA_KEYWORDS.get(name, ())
+
+    def build(pretrained=False, pretrained_base=True, **kwargs):
+        kwargs = {key: value for key, value in kwargs.items() if not (key in extras and value is None)}
+        return get_model(name, pretrained=pretrained, pretrained_base=pretrained_base, **kwargs)
+
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    build.__signature__ = inspect.Signature(
+        [inspect.Parameter("pretrained", keyword, default=False),
+         inspect.Parameter("pretrained_base", keyword, default=True)]
+        + [inspect.Parameter(key, keyword, default=None) for key in extras]
+        + [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = ("GluonCV's ``%s``: ``get_model(%r, pretrained, pretrained_base, **kwargs)`` (see\n"
+                     "    :func:`get_model` for the keywords)." % (name, name))
+    return build
+
+
+for _name in PRESETS:  # mask_rcnn_resnet50_v1b_coco(pretrained=True), ... as in gluoncv.model_zoo
+    globals()[_name] = _named_builder(_name)
+del _name
 
 
 def custom_mask_rcnn_fpn(classes, transfer=None, pretrained_base=True, backbone="resnet18_v1b",

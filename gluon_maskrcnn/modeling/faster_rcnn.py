@@ -118,11 +118,17 @@ class FasterRCNN(BoxROIHeads, gluon.HybridBlock):
         is traced for one call signature, training or inference)."""
         self._clear_cached_op()
 
-    def set_nms(self, nms_thresh=0.5, nms_topk=-1, max_dets=100, force_nms=False, score_thresh=0.01):
-        """Change detection filtering; re-hybridize afterwards if the net was hybridized."""
+    def set_nms(self, nms_thresh=0.3, nms_topk=400, force_nms=False, post_nms=100, score_thresh=None,
+                max_dets=None):
+        """Change detection filtering, with GluonCV's signature and meaning: per-class NMS at
+        IoU ``nms_thresh`` over the ``nms_topk`` best boxes of a class (-1: all), across classes
+        with ``force_nms``, and the ``post_nms`` best detections returned. ``max_dets`` is our
+        name for ``post_nms`` (it wins when given); ``score_thresh`` (default: unchanged) drops
+        class scores at or below it. The next call traces the graph again."""
         self.retrace()
-        self._nms = dict(score_thresh=score_thresh, nms_thresh=nms_thresh, nms_topk=nms_topk,
-                         max_dets=max_dets, force_nms=force_nms)
+        self._nms = dict(score_thresh=self._nms["score_thresh"] if score_thresh is None else score_thresh,
+                         nms_thresh=nms_thresh, nms_topk=nms_topk,
+                         max_dets=post_nms if max_dets is None else max_dets, force_nms=force_nms)
 
     def collect_train_params(self, select=None):
         """Parameters to train: those matching ``select`` or the preset's ``train_patterns``."""

@@ -81,3 +81,45 @@ def test_syncbn_keywords_and_custom_builder():
     assert custom.box_features[-2].weight.shape[0] == 128
     with pytest.raises(TypeError, match="classes"):
         gm.get_model("custom_mask_rcnn_fpn", pretrained_base=False)
+
+
+def test_gluoncvs_per_name_functions_pretrained_list_and_set_nms_have_its_signatures():
+    """GluonCV's own API around get_model: each name's function, pretrained_model_list and
+    set_nms(post_nms=...), with GluonCV's parameters, defaults and order."""
+    import inspect
+
+    import mxnet as mx
+    import numpy as np
+    from gluoncv import model_zoo as gluoncv_zoo
+    from gluoncv.model_zoo.rcnn.faster_rcnn.faster_rcnn import FasterRCNN as GluonCVFasterRCNN
+    from gluoncv.model_zoo.rcnn.mask_rcnn import predefined_models
+
+    from gluon_maskrcnn import model_zoo
+    from gluon_maskrcnn.modeling.faster_rcnn import FasterRCNN
+
+    theirs = [n for n in dir(predefined_models) if n.startswith("mask_rcnn_")]
+    assert len(theirs) >= 8
+    for name in theirs:
+        ours = inspect.signature(getattr(model_zoo, name)).parameters
+        want = inspect.signature(getattr(predefined_models, name)).parameters
+        assert [(p.name, p.kind) for p in ours.values()] == [(p.name, p.kind) for p in want.values()], name
+        for key, param in want.items():  # GluonCV's defaults, but None for "the preset's value"
+            assert ours[key].default in (param.default, None), (name, key)
+        assert name in model_zoo.__all__
+    c4 = model_zoo.mask_rcnn_resnet18_v1b_coco(pretrained_base=False)  # the preset: GluonCV's RPN counts
+    assert (c4.rpn.test_post_nms, c4.max_dets) == (1000, 100)  # ... and our 100 detections
+    assert model_zoo.mask_rcnn_resnet18_v1b_coco(pretrained_base=False, rcnn_max_dets=300).max_dets == 300
+    published = [n for n in gluoncv_zoo.pretrained_model_list() if n.startswith("mask_rcnn")]
+    assert model_zoo.pretrained_model_list() == published
+    ours_nms = list(inspect.signature(FasterRCNN.set_nms).parameters.values())
+    theirs_nms = list(inspect.signature(GluonCVFasterRCNN.set_nms).parameters.values())
+    assert ours_nms[:len(theirs_nms)] == theirs_nms  # theirs first, same defaults; ours after
+
+    net = model_zoo.mask_rcnn_fpn_resnet18_v1b_coco(pretrained_base=False, classes=["a", "b"],
+                                                     rpn_test_post_nms=50, short=128, max_size=160)
+    x = mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (1, 3, 128, 160)))
+    assert net(x).ids.shape[1] == 100
+    net.set_nms(nms_thresh=0.5, nms_topk=-1, post_nms=7)
+    assert net(x).ids.shape[1] == 7
+    net.set_nms(0.5, -1, True, 12)  # positionally, as GluonCV's callers may
+    assert net(x).ids.shape[1] == 12 and net._nms["force_nms"] is True  # noqa: SLF001 (this test reads the setting)
