@@ -15,14 +15,7 @@ import numpy as np
 
 from .ops import rle_library
 
-__all__ = ["mask_crop", "mask_crops", "paste_crops", "crop_rle_counts", "encode_masks", "encode_crops_numpy"]
-
-
-def mask_crop(mask, box, height, width, threshold=0.5):
-    """One detection's M x M mask probabilities pasted into its box: ``(crop, x0, y0)``, the
-    binary crop (h, w) uint8 of the image's pixels it covers, with its top-left pixel
-    (see :func:`mask_crops`)."""
-    return mask_crops(np.asarray(mask)[None], np.asarray(box, np.float32)[None], height, width, threshold)[0]
+__all__ = ["mask_crops", "paste_crops", "crop_rle_counts", "encode_masks", "encode_crops_numpy"]
 
 
 def _resized_windows(masks, boxes, height, width):
