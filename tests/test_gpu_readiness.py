@@ -1,6 +1,7 @@
 """What the GPU path needs that no stand-in device runs: start-up settings, a user's own
 backbone file, and the inference scripts' --gpus."""
 import os
+import re
 import subprocess
 import sys
 
@@ -68,3 +69,18 @@ def test_inference_scripts_take_gpus_and_name_the_flag_without_one(script, tmp_p
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1].startswith("error: --gpus 0: this MXNet has no GPU support")
     assert "pass --gpus '' to run on CPU" in done.stderr
+
+
+def test_pretrained_base_flag_names_a_missing_file_and_a_contradiction(tmp_path):
+    from gluon_maskrcnn.engine.cli import apply_recipe, build_parser
+    from gluon_maskrcnn.errors import UserError
+
+    missing = str(tmp_path / "nowhere.params")
+    with pytest.raises(UserError, match=r"^--pretrained-base %s: no such file$" % re.escape(missing)):
+        apply_recipe(build_parser().parse_args(["--pretrained-base", missing, "--gpus", ""]))
+    present = tmp_path / "resnet.params"
+    present.write_bytes(b"")
+    with pytest.raises(UserError, match=r"--pretrained-base %s and --no-pretrained-base contradict each other"
+                       % re.escape(str(present))):
+        apply_recipe(build_parser().parse_args(["--pretrained-base", str(present), "--no-pretrained-base",
+                                                "--gpus", ""]))
