@@ -130,10 +130,11 @@ def load_checkpoint(prefix, net, trainer=None, ctx=None, verified_state=None):
     ``verified_state`` is given); returns the saved state. Reads NDArray files and JSON only;
     a checkpoint of another format is refused (:func:`check_format`)."""
     state = verified_state if verified_state is not None else verify_checkpoint(prefix)
-    if trainer is not None and os.path.exists(prefix + ".states"):
-        check_format(prefix, state)
+    with_optimizer = trainer is not None and os.path.exists(prefix + ".states")
+    if with_optimizer:
+        check_format(prefix, state)  # before anything is loaded
     net.load_parameters(prefix + ".params", ctx=ctx)
-    if trainer is not None and os.path.exists(prefix + ".states"):
+    if with_optimizer:
         load_optimizer_state(trainer, prefix + ".states", state.get("optimizer", {}))
     return state
 
