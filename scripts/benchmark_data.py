@@ -13,6 +13,8 @@ With --coco-eval: 5,000 images with 100 detections each (boxes and masks) scored
 evaluation does, with pycocotools and with faster-coco-eval:
 
     python scripts/benchmark_data.py --coco-eval --root /tmp/coco-val-scale
+
+--json OUT also writes the results as JSON (the docs' benchmarks page plots them).
 """
 import argparse
 import os
@@ -23,9 +25,10 @@ from gluon_maskrcnn.benchmarks.coco_scale import (COCO_TRAIN_ANNOTATIONS, COCO_T
                                                    COCO_VAL_ANNOTATIONS, COCO_VAL_IMAGES, run_coco_scale_benchmark,
                                                    run_eval_benchmark)
 from gluon_maskrcnn.benchmarks.data import run_data_benchmark  # noqa: E402
+from gluon_maskrcnn.benchmarks.report import add_json_argument, write_results  # noqa: E402
 
 
-def main():
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="mask_rcnn_fpn_resnet50_v1b_coco")
     p.add_argument("--num-images", type=int, default=24)
@@ -43,15 +46,21 @@ def main():
     p.add_argument("--eval-threads", type=int, default=1, help="--coco-eval: threads encoding masks")
     p.add_argument("--skip-before", action="store_true",
                    help="--coco-eval: do not time the former full-image paste for comparison")
-    args = p.parse_args()
+    add_json_argument(p)
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     if args.coco_eval:
-        run_eval_benchmark(args.root, num_images=args.eval_images,
+        benchmark, results = "data --coco-eval", run_eval_benchmark(args.root, num_images=args.eval_images,
                            num_annotations=round(args.eval_images * COCO_VAL_ANNOTATIONS / COCO_VAL_IMAGES),
                            seed=args.seed, threads=args.eval_threads, before=not args.skip_before)
     elif args.coco_scale:
-        run_coco_scale_benchmark(args.root, args.coco_images, args.coco_annotations, args.worker_items, args.seed)
+        benchmark, results = "data --coco-scale", run_coco_scale_benchmark(args.root, args.coco_images, args.coco_annotations, args.worker_items, args.seed)
     else:
-        run_data_benchmark(args.model, args.num_images, batch_size=args.batch_size)
+        benchmark, results = "data", run_data_benchmark(args.model, args.num_images, batch_size=args.batch_size)
+    write_results(args.json, benchmark, results, args)
 
 
 if __name__ == "__main__":

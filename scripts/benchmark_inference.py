@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=2 python scripts/benchmark_inference.py
     OMP_NUM_THREADS=2 python scripts/benchmark_inference.py --onnx --models mask_rcnn_fpn_resnet50_v1b_coco
+    OMP_NUM_THREADS=2 python scripts/benchmark_inference.py --onnx --json docs/benchmarks/inference.json
 """
 import argparse
 import os
@@ -9,9 +10,10 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
 
 from gluon_maskrcnn.benchmarks.inference import add_torchvision_arguments, run_inference_benchmark, torch_python  # noqa: E402
+from gluon_maskrcnn.benchmarks.report import add_json_argument, write_results  # noqa: E402
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="+", default=["mask_rcnn_fpn_resnet50_v1b_coco",
                                                         "mask_rcnn_resnet50_v1b_coco"])
@@ -22,12 +24,18 @@ def main():
     parser.add_argument("--onnx", action="store_true",
                         help="also time our graph exported to ONNX and run by ONNX Runtime (pip install .[onnx])")
     add_torchvision_arguments(parser)
-    args = parser.parse_args()
+    add_json_argument(parser)
+    return parser
+
+
+def main():
+    args = build_parser().parse_args()
     if args.onnx and "onnx" not in args.variants:
         args.variants.append("onnx")
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
-    run_inference_benchmark(args.models, sizes, args.warmup, args.runs, args.variants,
-                            torch_python=torch_python(args))
+    rows = run_inference_benchmark(args.models, sizes, args.warmup, args.runs, args.variants,
+                                   torch_python=torch_python(args))
+    write_results(args.json, "inference", rows, args)
 
 
 if __name__ == "__main__":

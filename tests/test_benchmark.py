@@ -148,3 +148,38 @@ def test_the_inference_benchmark_runs_ours_and_onnx_end_to_end(capsys):
         assert row["seconds"] > 0 and row["peak_rss_gb"] > 0 and 0.0 <= row["top100_vs_gluoncv_imperative"] <= 1.0
     assert rows[0]["speedup_of_ours"] == 1.0
     assert '"impl": "onnx"' in capsys.readouterr().out
+
+
+def test_json_results_carry_the_flags_the_machine_and_numpy_values(tmp_path):
+    import numpy as np
+
+    from gluon_maskrcnn.benchmarks import report
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    report.add_json_argument(parser)
+    out = tmp_path / "sub" / "inference.json"
+    args = parser.parse_args(["--json", str(out)])
+    rows = [dict(model="m", seconds=np.float32(1.5), top100=np.array([1.0, 0.5]))]
+    report.write_results(args.json, "inference", rows, args)
+    record = json.loads(out.read_text())
+    assert record["benchmark"] == "inference"
+    assert record["settings"] == {"runs": 3}  # --json itself is not a setting
+    assert record["results"] == [dict(model="m", seconds=1.5, top100=[1.0, 0.5])]
+    assert record["machine"]["int8"] in ("AMX-INT8", "AVX512-VNNI", "AVX-VNNI", "none")
+    assert record["machine"]["mxnet"] == "1.9.1"
+    assert not [p for p in os.listdir(out.parent) if p != "inference.json"]  # no temporary left
+    report.write_results(None, "inference", rows, args)  # no --json: nothing written, no error
+
+
+def test_int8_instruction_set_reads_the_best_flag(monkeypatch):
+    from gluon_maskrcnn.benchmarks import report
+
+    def flags(line):
+        monkeypatch.setattr(report, "_cpu_field", lambda name: line if name == "flags" else "")
+        return report.int8_instruction_set()
+
+    assert flags("fpu avx2 avx512f avx512_vnni amx_int8") == "AMX-INT8"
+    assert flags("fpu avx2 avx512f avx512_vnni avx512_bf16") == "AVX512-VNNI"
+    assert flags("fpu avx2 avx_vnni") == "AVX-VNNI"
+    assert flags("fpu avx2") == "none"

@@ -216,7 +216,8 @@ def measure_worker_memory(root, num_items=4000, num_workers=4, batch_size=8, che
 
 def run_coco_scale_benchmark(root=None, num_images=COCO_TRAIN_IMAGES, num_annotations=COCO_TRAIN_ANNOTATIONS,
                              worker_items=4000, seed=0):
-    """The load table, then the DataLoader workers' private memory while streaming."""
+    """The load table, then the DataLoader workers' private memory while streaming; returns
+    ``{"loaders": [...], "worker_memory": [...]}``, one record per loader and per reading."""
     root = root or tempfile.mkdtemp(prefix="coco-scale-")
     rows = run_load_benchmark(root, num_images, num_annotations, seed=seed)
     marks = (min(500, worker_items), worker_items)
@@ -225,7 +226,11 @@ def run_coco_scale_benchmark(root=None, num_images=COCO_TRAIN_IMAGES, num_annota
     print("%-14s %12s %18s" % ("images read", "main (MB)", "workers, sum (MB)"))
     for seen, (main, workers) in sorted(readings.items()):
         print("%-14d %12.0f %18.0f" % (seen, main, workers))
-    return rows, readings
+    loaders = [dict(loader=name, seconds=r[0], peak_rss_mb=r[1], child_peak_rss_mb=r[2], images=r[3])
+               for name, r in rows.items() if r is not None]
+    workers = [dict(images_read=seen, main_private_mb=main, workers_private_mb=summed)
+               for seen, (main, summed) in sorted(readings.items())]
+    return dict(loaders=loaders, worker_memory=workers)
 
 
 COCO_VAL_IMAGES = 5000
