@@ -11,12 +11,16 @@ from gluon_maskrcnn.benchmarks import parity
 from gluon_maskrcnn.model_zoo import PRESETS, get_model_list
 
 
-def main():
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", default=get_model_list())
     p.add_argument("--size", type=int, nargs=2, default=[384, 512])
     p.add_argument("--training", action="store_true", help="also compare one training step")
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     for name in args.names:
         reference, ours, _ = parity.load_pair(name)
         stages = parity.stage_differences(reference, ours, parity.random_image(256, 320, seed=1))

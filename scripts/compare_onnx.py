@@ -13,11 +13,15 @@ from gluon_maskrcnn.errors import run_main
 from gluon_maskrcnn.model_zoo import get_model_list
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--names", nargs="+", default=[n for n in get_model_list() if n != "custom_mask_rcnn_fpn"])
     parser.add_argument("--size", type=int, nargs=2, default=(384, 512), help="height width")
-    args = parser.parse_args()
+    return parser
+
+
+def main():
+    args = build_parser().parse_args()
     compare_names(args.names, tuple(args.size))
 
 

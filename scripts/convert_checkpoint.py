@@ -13,10 +13,14 @@ from gluon_maskrcnn.engine.checkpoint import convert_pickled_checkpoint
 from gluon_maskrcnn.errors import run_main
 
 
-def main():
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("prefixes", nargs="+", metavar="PREFIX", help="checkpoint prefix (without .json)")
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     for prefix in args.prefixes:
         print("%s: %s" % (prefix, "converted" if convert_pickled_checkpoint(prefix) else "already in the current format"))
 

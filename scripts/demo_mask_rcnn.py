@@ -16,7 +16,7 @@ from gluon_maskrcnn.viz import draw_instances, save_png  # noqa: E402
 from gluon_maskrcnn.errors import run_main  # noqa: E402
 
 
-def main():
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="zoo name or checkpoint prefix")
     p.add_argument("--params", default=None)
@@ -24,7 +24,11 @@ def main():
     p.add_argument("--out", default="demo")
     p.add_argument("--threshold", type=float, default=0.5)
     add_device_flag(p)
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     net = load_model(args.model, args.params, ctx=inference_context(args.gpus))
     for path in args.images:
         image = read_image(path)

@@ -17,7 +17,7 @@ from gluon_maskrcnn.engine.loading import load_model  # noqa: E402
 from gluon_maskrcnn.errors import run_main  # noqa: E402
 
 
-def main():
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="zoo name or checkpoint prefix")
     p.add_argument("--params", default=None, help=".params file for a zoo name")
@@ -30,7 +30,11 @@ def main():
     p.add_argument("--coco-evaluator", default="pycocotools", choices=["pycocotools", "faster-coco-eval"],
                    help="COCOeval implementation (faster-coco-eval: same figures, faster)")
     add_device_flag(p)
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     ctx = inference_context(args.gpus)
     net = load_model(args.model, args.params, ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)

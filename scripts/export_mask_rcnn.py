@@ -17,7 +17,7 @@ from gluon_maskrcnn.export import export_model
 from gluon_maskrcnn.errors import run_main
 
 
-def main():
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="zoo name or checkpoint prefix")
     p.add_argument("--params", default=None, help=".params file for a zoo name")
@@ -27,7 +27,11 @@ def main():
     p.add_argument("--format", choices=("mxnet", "onnx"), default="mxnet",
                    help="mxnet: symbol, params and meta files; onnx: one .onnx file (opset 13)")
     add_device_flag(p)
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     net = load_model(args.model, args.params, ctx=inference_context(args.gpus))
     size = args.size or (net.short, net.short)
     for name in export_model(net, args.out, size, format=args.format):

@@ -13,12 +13,16 @@ from gluon_maskrcnn.benchmarks.gpu_smoke import format_table, run_checks
 from gluon_maskrcnn.errors import run_main
 
 
-def main():
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--devices", choices=("gpu", "stand-in"), default="gpu")
     p.add_argument("--backbone", default=None, help="a ResNet-50 v1b ImageNet parameter file (default: "
                    "random weights written to a temporary file)")
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     results = run_checks(args.devices, backbone=args.backbone)
     print(format_table(results))
     return 1 if any(passed is False for _, passed, _ in results) else 0

@@ -8,7 +8,7 @@ import sys
 from gluon_maskrcnn.engine.launcher import launch_local
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--num-workers", type=int, required=True)
     parser.add_argument("-s", "--num-servers", type=int, default=1)
@@ -16,6 +16,11 @@ def main():
     parser.add_argument("--grace", type=int, default=120,
                         help="after SIGTERM, seconds to wait for the workers' checkpoint")
     parser.add_argument("command", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main():
+    parser = build_parser()
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:

@@ -14,14 +14,18 @@ from gluon_maskrcnn.engine.pictures import pictures_markdown, save_run_pictures,
 from gluon_maskrcnn.errors import run_main
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="runs/synthetic/mask_rcnn", help="the run's --save-prefix")
     parser.add_argument("--out", default="docs/_static/readme", help="folder of the two PNGs")
     parser.add_argument("--readme", default="README.md", help="markdown file whose block to rewrite ('' for none)")
     parser.add_argument("--count", type=int, default=4, help="val images in the gallery")
     parser.add_argument("--score-thresh", type=float, default=0.7, help="the gallery's lowest score drawn")
-    args = parser.parse_args()
+    return parser
+
+
+def main():
+    args = build_parser().parse_args()
     pictures = save_run_pictures(args.run, args.out, count=args.count, score_thresh=args.score_thresh)
     print("wrote %s and %s" % (pictures["predictions"], pictures["curves"]))
     if args.readme:
