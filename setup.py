@@ -24,10 +24,15 @@ setup(
     name="gluon-maskrcnn",
     version="0.1.0",
     description="Mask R-CNN for Apache MXNet Gluon, compatible with GluonCV's model zoo",
+    license="Apache-2.0",
+    classifiers=["License :: OSI Approved :: Apache Software License",
+                 "Programming Language :: Python :: 3.11",
+                 "Topic :: Scientific/Engineering :: Image Recognition"],
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["gluon_maskrcnn", "gluon_maskrcnn.*"]),
     package_data={"gluon_maskrcnn": ["ops/*.cc", "ops/*.c"]},
+    license_files=["LICENSE"],
     python_requires=">=3.8",
     install_requires=COMMON,
     extras_require={
@@ -41,7 +46,8 @@ setup(
         # MXNet 1.9.1's ONNX exporter reads onnx.mapping, which onnx 1.19 removed; 1.16.2 is
         # the version tested. Its translations target opsets 12 and 13: we write opset 13.
         "onnx": ["onnx>=1.14,<1.17", "onnxruntime>=1.16"],
-        "docs": ["sphinx==9.0.4", "sphinx-gallery==0.22.1", "furo==2025.12.19", "onnx>=1.14,<1.17", "onnxruntime>=1.16"],
+        "docs": ["sphinx==9.0.4", "sphinx-gallery==0.22.1", "furo==2025.12.19", "myst-parser==5.2.0",
+                 "sphinx-argparse==0.6.1", "onnx>=1.14,<1.17", "onnxruntime>=1.16"],
     },
     entry_points={
         "console_scripts": [
