@@ -1,7 +1,8 @@
 """gluon_maskrcnn: Mask R-CNN for Apache MXNet Gluon.
 
-The public API: :func:`get_model`, :mod:`model_zoo`, :class:`MaskRCNN`, :class:`FasterRCNN`
-and :func:`predict`.
+The names most code needs: :func:`get_model` and :func:`get_model_list` (the model zoo, whose
+module :mod:`gluon_maskrcnn.model_zoo` has the rest), :func:`predict`, :func:`export_model` and
+:func:`load_exported`, and the model classes :class:`MaskRCNN` and :class:`FasterRCNN`.
 """
 try:
     import mxnet  # noqa: F401
@@ -17,6 +18,8 @@ from .model_zoo import get_model, get_model_list  # noqa: E402
 from .modeling.faster_rcnn import FasterRCNN  # noqa: E402
 from .modeling.mask_rcnn import MaskRCNN  # noqa: E402
 from .predict import predict  # noqa: E402
+from .export import export_model, load_exported  # noqa: E402
 
 from .version import VERSION as __version__  # noqa: E402
-__all__ = ["model_zoo", "get_model", "get_model_list", "FasterRCNN", "MaskRCNN", "predict"]
+__all__ = ["model_zoo", "get_model", "get_model_list", "FasterRCNN", "MaskRCNN", "predict", "export_model",
+           "load_exported"]

@@ -19,7 +19,7 @@ __all__ = ["export_model", "load_exported", "ExportedModel"]
 
 
 def export_model(net, prefix, size=(800, 1333), format="mxnet"):
-    """Hybridize ``net``, trace it on a (1, 3, *size) input and write the three files.
+    """Hybridize ``net``, trace it on a ``(1, 3, *size)`` input and write the three files.
 
     Returns the file names. The graph is not tied to ``size``: it runs on any input size, and
     it is made of MXNet's own operators only (``net.fast_ops`` is off while tracing), so it
@@ -67,7 +67,7 @@ class ExportedModel(mx.gluon.HybridBlock):
 
 
 def load_exported(prefix, ctx=None):
-    """Load what :func:`export_model` wrote: an :class:`ExportedModel` for a prefix, or an
+    """Load what :func:`~gluon_maskrcnn.export.export_model` wrote: an :class:`~gluon_maskrcnn.export.ExportedModel` for a prefix, or an
     :class:`~gluon_maskrcnn.onnx_export.OnnxModel` (ONNX Runtime) for a ``.onnx`` file."""
     import warnings
 

@@ -39,7 +39,7 @@ def detections_to_original(ids, scores, boxes, masks, scale, height, width, scor
     """One image's network outputs -> dict in original pixels, real detections only.
 
     ``scale``: the resize scales ``(scale_x, scale_y)`` (``ValTransform``'s ``info[2:4]``), or
-    one scale for both axes. ``mask_format`` (see :func:`gluon_maskrcnn.predict.predict`):
+    one scale for both axes. ``mask_format`` (see :func:`gluon_maskrcnn.predict`):
     ``"full"`` masks (N, H, W) uint8; ``"rle"`` COCO RLE dicts; ``"crop"`` each mask in its box
     (a list of (h, w) uint8 arrays) with ``mask_offsets`` (N, 2), the crops' top-left (x, y).
     """

@@ -104,7 +104,7 @@ def encode_masks(masks, boxes, height, width, threshold=0.5):
     ``pycocotools.mask.encode`` writes them) of the masks :func:`mask_crops` pastes, encoded
     from each box's window by a small C helper (:func:`gluon_maskrcnn.ops.rle_library`,
     compiled on first use) with no H x W array,
-    :data:`CHUNK_PIXELS` of windows at a time; with NumPy (:func:`encode_crops_numpy`) where
+    ``CHUNK_PIXELS`` of windows at a time; with NumPy (:func:`encode_crops_numpy`) where
     there is no compiler."""
     library = rle_library()
     if library is None:

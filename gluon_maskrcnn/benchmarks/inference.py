@@ -87,6 +87,7 @@ def _spawn(kind, name, size, params, folder, warmup, runs):
 
 
 def add_torchvision_arguments(parser):
+    """Add ``--torch-python PYTHON`` and ``--no-torchvision`` to a benchmark's parser."""
     parser.add_argument("--torch-python", default=None,
                         help="a Python with torch and torchvision (another venv, say), to time torchvision's "
                              "FPN R50 beside ours (default: $GLUON_MASKRCNN_TORCH_PYTHON, else this Python)")
@@ -94,7 +95,7 @@ def add_torchvision_arguments(parser):
 
 
 def torch_python(args):
-    """The Python that imports torchvision, as the flags of :func:`add_torchvision_arguments` ask;
+    """The Python that imports torchvision, as the flags of :func:`~gluon_maskrcnn.benchmarks.inference.add_torchvision_arguments` ask;
     None (with the reason printed) if there is none or ``--no-torchvision``."""
     if not args.torchvision:
         return None

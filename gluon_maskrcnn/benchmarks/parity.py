@@ -56,7 +56,7 @@ def load_pair(name, seed=0, max_dets=1000, folder=None, gluoncv_max_dets=None):
     take it (the R18 and SyncBN ones; default: the builder's 1000).
 
     The GluonCV net pools its FPN levels without MXNet's ROIAlign race (see
-    :func:`zero_skipped_rois`): unpatched, its detections depend on what the process computed
+    ``zero_skipped_rois``): unpatched, its detections depend on what the process computed
     before.
     """
     from ..model_zoo import get_model

@@ -3,7 +3,7 @@
 The cache ``instances_SPLIT.json.gmcache.npz`` holds the flat arrays of the parse (before
 ``skip_empty``), the categories, the images and the skip counts. It is keyed by the file's
 size, modification time and SHA-1, by the settings that change the parse (classes, minimum
-object size) and by :data:`CACHE_VERSION`. A cache whose key differs is rebuilt; one that cannot
+object size) and by ``CACHE_VERSION``. A cache whose key differs is rebuilt; one that cannot
 be read (truncated, corrupt, missing arrays) is named in a warning and rebuilt; it is never
 trusted. A folder that cannot be written only costs the cache (a warning says so).
 """

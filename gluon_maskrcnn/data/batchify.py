@@ -9,9 +9,12 @@ from mxnet import nd
 __all__ = ["TrainBatchify", "ValBatchify", "TrainBatch", "SampledTrainBatch", "SeededTrainBatch",
            "image_streams", "split_batch"]
 
+#: The names of a training batch's arrays, in order.
 TrainBatch = ("images", "gt_boxes", "gt_labels", "gt_masks", "rpn_cls_targets", "rpn_box_targets",
               "rpn_box_masks")
+#: :data:`TrainBatch` and the ids of the RPN's sampled anchors.
 SampledTrainBatch = TrainBatch + ("rpn_anchor_ids",)
+#: :data:`SampledTrainBatch` and each image's ROI-sampling keys: what the training loop uses.
 SeededTrainBatch = SampledTrainBatch + ("roi_keys",)
 
 

@@ -104,7 +104,7 @@ class COCOInstances:
         Keep the parse next to the annotation file (``.gmcache.npz``), keyed by the file's
         size, time and SHA-1 and the settings, so that the next load skips parsing.
     parse_in_child : bool
-        With ``cache``, parse a file of :data:`PARSE_IN_CHILD_BYTES` or more in a child
+        With ``cache``, parse a file of ``PARSE_IN_CHILD_BYTES`` or more in a child
         process that writes the cache, then read the cache.
     """
 

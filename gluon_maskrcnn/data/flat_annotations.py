@@ -31,7 +31,7 @@ class FlatAnnotations:
         self.rle_index, self.rles = rle_index, rles
 
     def arrays(self):
-        """{name: array} of everything but the RLE list (see :data:`FLAT_ARRAYS`)."""
+        """{name: array} of everything but the RLE list (see ``FLAT_ARRAYS``)."""
         return {name: getattr(self, name) for name in FLAT_ARRAYS}
 
     def segmentation(self, ann):

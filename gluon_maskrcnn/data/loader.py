@@ -41,7 +41,7 @@ def train_loader(dataset, transform, rpn_targets, batch_size, num_workers=0, see
     """(DataLoader, sampler) for training; call ``sampler.set_epoch(epoch)`` every epoch.
 
     ``batch_size`` is this shard's (worker's) share of a global batch of
-    ``batch_size * num_shards`` images; batches are :data:`~.batchify.SeededTrainBatch` when
+    ``batch_size * num_shards`` images; batches are :data:`~gluon_maskrcnn.data.batchify.SeededTrainBatch` when
     ``roi_key_count`` is given (the network's ``sampler.key_count``)."""
     sampler = AspectRatioBatchSampler(dataset.aspect_ratios(), batch_size, shuffle=True, seed=seed,
                                       num_shards=num_shards, shard_index=shard_index,

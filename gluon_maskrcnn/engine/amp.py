@@ -76,7 +76,7 @@ def enable_amp(contexts):
 
 
 def init_amp():
-    """MXNet's ``amp.init()`` (float16), with :data:`FLOAT32_OPERATORS` added to its float32
+    """MXNet's ``amp.init()`` (float16), with ``FLOAT32_OPERATORS`` added to its float32
     list. Patches MXNet's operator functions for the whole process: call it before building."""
     from mxnet.contrib import amp
     from mxnet.contrib.amp.lists import symbol_fp16

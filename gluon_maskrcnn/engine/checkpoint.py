@@ -32,7 +32,7 @@ from ..files import atomic_write
 from ..internals import optimizer_update_counts, set_optimizer_update_counts, trainer_updaters
 from ..version import VERSION
 
-__all__ = ["FORMAT", "convert_pickled_checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_args", "verify_checkpoint", "CheckpointError",
+__all__ = ["FORMAT", "check_format", "convert_pickled_checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_args", "verify_checkpoint", "CheckpointError",
            "link_checkpoint", "iteration_checkpoint_name", "prune_checkpoints", "find_latest_checkpoint"]
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def checkpoint_args(prefix):
 def load_checkpoint(prefix, net, trainer=None, ctx=None, verified_state=None):
     """Restore a checkpoint into ``net`` (and ``trainer``) after verifying it (unless its
     ``verified_state`` is given); returns the saved state. Reads NDArray files and JSON only;
-    a checkpoint of another format is refused (:func:`check_format`)."""
+    a checkpoint of another format is refused (:func:`~gluon_maskrcnn.engine.checkpoint.check_format`)."""
     state = verified_state if verified_state is not None else verify_checkpoint(prefix)
     with_optimizer = trainer is not None and os.path.exists(prefix + ".states")
     if with_optimizer:

@@ -27,6 +27,8 @@ def _optional(kind):
 
 
 def build_parser():
+    """The parser of ``scripts/train_mask_rcnn.py``: GluonCV's flags, ours, and the
+    ``custom-model`` sub-command."""
     p = argparse.ArgumentParser(description="Train Mask R-CNN.")
     a = p.add_argument
     a("--network", default=None, help="resnet18_v1b, resnet50_v1b, resnet101_v1d, any GluonCV "

@@ -48,7 +48,7 @@ def predict_dataset(net, dataset, ctx=None, batch_size=1, num_workers=0, score_t
     image's masks are pasted into their boxes and RLE-encoded (:func:`image_results`) in
     ``encode_threads`` threads while the network predicts the next batches (the resize and the
     encoder release the GIL); no image-sized mask array is made. ``times``: an
-    :class:`EvaluationTimes` to fill.
+    :class:`~gluon_maskrcnn.engine.evaluation.EvaluationTimes` to fill.
     """
     import concurrent.futures
     import time
@@ -215,8 +215,8 @@ def evaluate(net, dataset, ctx=None, batch_size=1, num_workers=0, results_file=N
     With several workers, ``shard=(rank, count)`` makes this worker predict images ``rank``,
     ``rank + count``, ...; ``all_gather`` (``Distributed.all_gather``) brings every shard's
     results to every worker, which all return the metrics of the whole split. Each task's
-    metrics include ``per_class`` (see :func:`per_class_ap`); ``times`` (an
-    :class:`EvaluationTimes`) gets the time of each stage.
+    metrics include ``per_class`` (see :func:`~gluon_maskrcnn.engine.evaluation.per_class_ap`); ``times`` (an
+    :class:`~gluon_maskrcnn.engine.evaluation.EvaluationTimes`) gets the time of each stage.
     """
     import time
 

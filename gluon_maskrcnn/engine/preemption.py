@@ -1,7 +1,7 @@
 """Stopping a run cleanly on SIGTERM or SIGINT (schedulers, spot instances, Ctrl-C).
 
 The first signal only raises a flag: the trainer finishes the step in progress, writes a
-checkpoint, logs where it stopped and exits with :data:`PREEMPTED_EXIT_CODE`, and
+checkpoint, logs where it stopped and exits with ``PREEMPTED_EXIT_CODE``, and
 ``--resume auto`` continues from there. A second signal stops the process at once.
 """
 import logging
@@ -27,7 +27,7 @@ class TrainingStopped(Exception):
 
 
 class StopSignals:
-    """Context manager: while active, SIGTERM and SIGINT set :attr:`requested` (the name of the
+    """Context manager: while active, SIGTERM and SIGINT set ``requested`` (the name of the
     first signal) instead of stopping the process; a second signal stops it at once with the
     signal's default action. Processes forked meanwhile (DataLoader workers) inherit the
     handler, so a signal sent to the whole process group does not kill them mid-epoch; end

@@ -449,7 +449,7 @@ def _start_epoch(run, epoch):
 
 
 def _train_epoch(run, epoch, stop):
-    """One epoch (or its rest); raises :class:`TrainingStopped` after a signal."""
+    """One epoch (or its rest); raises :class:`~gluon_maskrcnn.engine.preemption.TrainingStopped` after a signal."""
     from .progress import Progress
 
     args = run.args
@@ -520,7 +520,7 @@ GPU_SETTINGS = {
 
 
 def apply_gpu_settings(environ=os.environ):
-    """Set :data:`GPU_SETTINGS` in ``environ`` where it has no value yet; returns what it set."""
+    """Set ``GPU_SETTINGS`` in ``environ`` where it has no value yet; returns what it set."""
     applied = {key: value for key, value in GPU_SETTINGS.items() if key not in environ}
     environ.update(applied)
     return applied
@@ -530,7 +530,7 @@ def fit(args):
     """Train as ``args`` say; returns the run state (epoch, iteration, best AP, last metrics).
 
     SIGTERM or SIGINT stops it after the step in progress, with a checkpoint, by raising
-    :class:`TrainingStopped`; ``--resume auto`` continues exactly where it stopped.
+    :class:`~gluon_maskrcnn.engine.preemption.TrainingStopped`; ``--resume auto`` continues exactly where it stopped.
     """
     apply_gpu_settings()
     with StopSignals() as stop:  # before the DataLoader's workers fork: they inherit it

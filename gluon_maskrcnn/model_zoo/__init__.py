@@ -49,7 +49,7 @@ def load_parameter_file(net, path, ctx=None):
 
 
 def get_model_list():
-    """Names accepted by :func:`get_model`: GluonCV's nine Mask R-CNN names."""
+    """Names accepted by :func:`~gluon_maskrcnn.model_zoo.get_model`: GluonCV's nine Mask R-CNN names."""
     return list(PRESETS) + [CUSTOM]
 
 
@@ -167,7 +167,7 @@ def get_model(name, pretrained=False, pretrained_base=True, classes=None, ctx=No
         Load ImageNet weights into the backbone (ignored when ``pretrained``).
     classes : list of str, optional
         Custom foreground classes. With ``pretrained``, the COCO weights of classes that carry
-        over by name are kept (:meth:`MaskRCNN.reset_class`).
+        over by name are kept (:meth:`~gluon_maskrcnn.modeling.mask_rcnn.MaskRCNN.reset_class`).
     ctx : Context or list of Context
     root : str, optional
         Cache folder of parameter files.

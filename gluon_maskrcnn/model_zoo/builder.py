@@ -18,7 +18,7 @@ def build_rpn(cfg):
 
 
 def build_mask_rcnn(cfg, classes, pretrained_base=False, root=None, ctx=None):
-    """A :class:`MaskRCNN` for preset ``cfg`` (a dict of :mod:`.presets`) and ``classes``;
+    """A :class:`~gluon_maskrcnn.modeling.mask_rcnn.MaskRCNN` for preset ``cfg`` (a dict of :mod:`.presets`) and ``classes``;
     ImageNet weights (``pretrained_base``) are loaded onto ``ctx``."""
     devices = cfg["num_devices"]
     body = build_backbone(cfg["backbone"], pretrained_base, cfg["norm"], devices, root=root, ctx=ctx)

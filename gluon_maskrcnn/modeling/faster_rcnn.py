@@ -27,7 +27,7 @@ class FasterRCNN(BoxROIHeads, gluon.HybridBlock):
 
     Training, inside ``autograd.train_mode()``, ``net(x, gt_boxes, gt_labels)`` with
     ``gt_boxes`` (B, M, 4) and ``gt_labels`` (B, M, 1) (rows padded with -1) returns
-    :attr:`TRAIN_OUTPUTS` in GluonCV's positional order, also readable by name.
+    ``TRAIN_OUTPUTS`` in GluonCV's positional order, also readable by name.
     ``net(x, gt_boxes, gt_labels, rpn_anchor_ids)`` with the RPN-sampled anchors (B, S) (-1
     padding) returns ``raw_rpn_score`` (B, S, 1) and ``raw_rpn_box`` (B, S, 4) for those
     anchors only: the same values and gradients; hybridized, a much cheaper backward pass
@@ -159,7 +159,7 @@ class FasterRCNN(BoxROIHeads, gluon.HybridBlock):
         return dict(feats=feats, ids=ids, scores=scores, bboxes=bboxes)
 
     def _training(self, F, x, gt_boxes, gt_labels, rpn_anchor_ids=None, roi_keys=None):
-        """Stage outputs in training: dict holding every name of :attr:`TRAIN_OUTPUTS`, and more."""
+        """Stage outputs in training: dict holding every name of ``TRAIN_OUTPUTS``, and more."""
         feats = self.backbone_features(x)
         if rpn_anchor_ids is not None and F is mx.sym:  # the head's backward on sampled anchors only
             rpn_out = self.rpn.sampled_forward(F, F.zeros_like(x), feats, rpn_anchor_ids)

@@ -15,7 +15,7 @@ class FPN(gluon.HybridBlock):
     ``P{n}_conv_lat`` and ``P{n}_conv1`` so that parameters match GluonCV's files.
 
     ``use_bias`` False drops the convs' biases (GluonCV's custom models with a norm layer).
-    With ``norm`` ``"bn"`` or ``"syncbn"``, each conv is followed by a :class:`PyramidNorm`
+    With ``norm`` ``"bn"`` or ``"syncbn"``, each conv is followed by a :class:`~gluon_maskrcnn.modeling.norm.PyramidNorm`
     where GluonCV's FPN puts one, with its names: ``P5_lat_bn`` after the top lateral (the P6
     conv and the top-down path read the normalised map), ``P{n}_conv1_bn`` after the other
     laterals, ``P{n}_bn`` after each output conv and ``P6_pre_bn`` after the P6 conv.

@@ -1,5 +1,5 @@
 """Mask R-CNN: Faster R-CNN plus a mask branch; it adds to the parent's outputs only, and owns
-the path from a training batch to the five named losses (:meth:`MaskRCNN.losses`)."""
+the path from a training batch to the five named losses (:meth:`~gluon_maskrcnn.modeling.mask_rcnn.MaskRCNN.losses`)."""
 import mxnet as mx
 
 from .faster_rcnn import FasterRCNN
@@ -18,7 +18,7 @@ class MaskRCNN(FasterRCNN):
     ``(ids, scores, bboxes, masks)``: the parent's three, plus masks (B, N, S, S), the
     probability of each detection's class over its box on an S x S grid (S = ``mask_roi_size``:
     28 for the FPN ResNet-50/101 presets, 14 for the others).
-    :func:`gluon_maskrcnn.predict.predict` pastes them at full image size.
+    :func:`gluon_maskrcnn.predict` pastes them at full image size.
 
     Training adds ``mask_pred`` (B, K, C, S, S) after ``box_pred``, in GluonCV's order.
 

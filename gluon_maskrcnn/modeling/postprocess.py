@@ -8,9 +8,12 @@ def detect(F, cls_pred, box_pred, rois, num_class, num_rois, *, clip, stds=(0.1,
 
     Parameters
     ----------
-    cls_pred : (B, N, C+1) logits, background first.
-    box_pred : (B, N, C, 4) class-specific deltas.
-    rois : (B, N, 4) the ROIs they refine.
+    cls_pred : NDArray or Symbol
+        (B, N, C+1) logits, background first.
+    box_pred : NDArray or Symbol
+        (B, N, C, 4) class-specific deltas.
+    rois : NDArray or Symbol
+        (B, N, 4) the ROIs they refine.
     num_rois : int
         N, known when the graph is built.
 
