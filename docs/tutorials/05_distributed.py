@@ -12,15 +12,15 @@ every parameter and stop if any differ. Each worker predicts its shard of the va
 rank 0 scores the whole split, logs and checkpoints. The learning rate follows the total batch
 (all devices of all workers).
 
-**Parameter server**, on several machines, with MXNet's ``tools/launch.py`` or any launcher
-that sets the ``DMLC_*`` variables (here ``DMLC_PS_ROOT_URI`` is the scheduler's address)::
+**Parameter server**, on several machines: start the same command on each with any launcher
+that sets MXNet's ``DMLC_*`` variables (``DMLC_ROLE``; ``DMLC_PS_ROOT_URI`` and
+``DMLC_PS_ROOT_PORT``, the scheduler's address; ``DMLC_NUM_WORKER``, ``DMLC_NUM_SERVER``)::
 
     python scripts/train_mask_rcnn.py --kv-store dist_sync --dataset coco \\
         --dataset-root ~/.mxnet/datasets/coco --network resnet50_v1b --use-fpn --gpus 0,1,2,3
 
-MXNet's own ``tools/launch.py`` does not run on Python 3.11 (it calls ``Thread.isAlive``), so
-the project ships ``scripts/launch.py`` for one machine, which starts a scheduler, servers and
-workers over loopback::
+On one machine, ``scripts/launch.py`` starts a scheduler, the servers and the workers over
+loopback (MXNet's own ``tools/launch.py`` does not run on Python 3.11)::
 
     python scripts/launch.py -n 2 -s 1 -- python scripts/train_mask_rcnn.py \\
         --kv-store dist_sync --dataset synthetic --gpus ''
@@ -50,26 +50,17 @@ from gluon_maskrcnn.engine.launcher import launch_local
 # A worker
 # --------
 # Each worker runs the ordinary training entry point; the ``dist_sync`` kvstore makes it one of
-# several. This one also saves its final parameters under its own name, to compare them below.
-# (BatchNorm is frozen here: trainable BatchNorm keeps running statistics per worker, as
-# PyTorch's DDP does without SyncBatchNorm, and rank 0's are the ones saved.)
+# several. This one, ``docs/examples/dist_worker.py``, also saves its final parameters under
+# its rank, to compare them below. (BatchNorm is frozen here, GluonCV's COCO setting; with
+# trainable BatchNorm the workers' running statistics are averaged at each epoch's end.)
+#
+# .. literalinclude:: ../examples/dist_worker.py
+#    :language: python
+#    :lines: 8-
 training_args(dataset="synthetic", gpus="", tiny=True)  # writes the dataset once, up front
+worker = os.path.abspath(os.path.join("..", "examples", "dist_worker.py"))
 out = os.path.abspath(os.path.join("runs", "distributed"))
 os.makedirs(out, exist_ok=True)
-worker = os.path.join(out, "worker.py")
-with open(worker, "w") as f:
-    f.write('''
-import os
-from gluon_maskrcnn.engine import fit, training_args
-
-rank_file = os.path.join(%r, "worker%%s.params" %% os.environ["GLUON_MASKRCNN_WORKER_INDEX"])
-args = training_args(dataset="synthetic", gpus="", tiny=True, epochs=1, val_interval=0,
-                     kv_store="dist_sync", norm="frozen", quiet=True, log_interval=8,
-                     save_prefix=os.path.join(%r, "mask_rcnn"))
-state = fit(args)
-state["net"].save_parameters(rank_file)
-print("rank %%d of 2 finished %%d iterations" %% (state["rank"], state["iteration"]))
-''' % (out, out))
 
 # %%
 # Launch
@@ -79,7 +70,7 @@ print("rank %%d of 2 finished %%d iterations" %% (state["rank"], state["iteratio
 # on 127.0.0.1. Their output is prefixed with their role.
 log = os.path.join(out, "launch.log")
 with open(log, "w") as sink:
-    code = launch_local([sys.executable, worker], num_workers=2, num_servers=1,
+    code = launch_local([sys.executable, worker, out], num_workers=2, num_servers=1,
                         env={"OMP_NUM_THREADS": "1"}, timeout=600, sink=sink)
 with open(log) as f:
     print("".join(line for line in f if line.startswith("[worker")))
