@@ -21,9 +21,14 @@ CUSTOM_MODEL_FLAGS = {
 
 
 def _numbers(text, kind):
-    """'4,8,16' -> (4, 8, 16); '800' -> 800 (GluonCV's comma lists)."""
-    values = tuple(kind(v) for v in str(text).split(",") if v.strip())
+    """'4,8,16' -> (4, 8, 16); '800' -> 800 (GluonCV's --image-short: one size or a range)."""
+    values = _sequence(text, kind)
     return values[0] if len(values) == 1 else values
+
+
+def _sequence(text, kind):
+    """'4,8,16' -> (4, 8, 16); '1' -> (1,) (GluonCV's comma lists, always lists)."""
+    return tuple(kind(v) for v in str(text).split(",") if v.strip())
 
 
 def custom_model_keywords(args):
@@ -36,10 +41,10 @@ def custom_model_keywords(args):
         num_box_head_conv_filters=c["num_box_head_conv_filters"],
         num_box_head_dense_filters=c["num_box_head_dense_filters"],
         short=short, max_size=c["image_max_size"], nms_thresh=c["nms_thresh"], nms_topk=c["nms_topk"],
-        post_nms=c["post_nms"], roi_mode=c["roi_mode"], roi_size=_numbers(c["roi_size"], int),
-        strides=_numbers(c["strides"], int), clip=c["clip"], rpn_channel=c["rpn_channel"],
-        base_size=c["anchor_base_size"], ratios=_numbers(c["anchor_aspect_ratio"], float),
-        scales=_numbers(c["anchor_scales"], float), alloc_size=_numbers(c["anchor_alloc_size"], int),
+        post_nms=c["post_nms"], roi_mode=c["roi_mode"], roi_size=_sequence(c["roi_size"], int),
+        strides=_sequence(c["strides"], int), clip=c["clip"], rpn_channel=c["rpn_channel"],
+        base_size=c["anchor_base_size"], ratios=_sequence(c["anchor_aspect_ratio"], float),
+        scales=_sequence(c["anchor_scales"], float), alloc_size=_sequence(c["anchor_alloc_size"], int),
         rpn_nms_thresh=c["rpn_nms_thresh"], rpn_train_pre_nms=c["rpn_train_pre_nms"],
         rpn_train_post_nms=c["rpn_train_post_nms"], rpn_test_pre_nms=c["rpn_test_pre_nms"],
         rpn_test_post_nms=c["rpn_test_post_nms"], rpn_min_size=c["rpn_min_size"],

@@ -13,7 +13,7 @@ import mxnet as mx
 from ..data.classes import COCO_CLASSES
 from ..modeling.backbone import initialize_fresh
 from .builder import build_mask_rcnn
-from .gluoncv_keywords import norm_kind, translate
+from .gluoncv_keywords import KeywordError, norm_kind, translate
 from .presets import CUSTOM, PRESETS, PUBLISHED_AP, UNPUBLISHED, custom_preset
 from ..errors import UserError
 from ..store import ModelFileError, resolve_params
@@ -188,8 +188,8 @@ def _build(name, preset, pretrained, pretrained_base, classes, ctx, root, overri
     """The network of preset ``preset`` with GluonCV's or our ``overrides``, loaded or fresh."""
     try:
         changes, extras = translate(preset, overrides)
-    except TypeError as err:
-        raise TypeError("%s: %s" % (name, err)) from None
+    except TypeError as err:  # a user error (KeywordError is also a TypeError, as GluonCV's)
+        raise KeywordError("%s: %s" % (name, err)) from None
     pretrained = extras.get("pretrained", pretrained)
     cfg = dict(preset, **changes)
     ctx = ctx or mx.cpu()

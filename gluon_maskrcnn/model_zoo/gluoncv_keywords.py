@@ -8,7 +8,7 @@ import numbers
 
 from ..errors import UserError
 
-__all__ = ["translate", "norm_kind", "TRANSLATED", "REFUSED", "IGNORED"]
+__all__ = ["translate", "norm_kind", "KeywordError", "TRANSLATED", "REFUSED", "IGNORED"]
 
 # GluonCV keyword -> our preset entry, where only the name differs
 RENAMED = {"rcnn_max_dets": "max_dets", "clip": "box_clip", "rpn_channel": "rpn_channels",
@@ -98,6 +98,10 @@ def translate(cfg, kwargs):
         else:
             raise KeywordError("unknown preset keys: %r is neither a preset entry (see "
                                "gluon_maskrcnn.model_zoo.PRESETS) nor a GluonCV keyword" % key)
+    if "roi_size" in out and "mask_roi_size" not in out:
+        # GluonCV's masks are roi_size x target_roi_scale: the mask size follows the ROI size
+        ratio = cfg["mask_roi_size"][0] / cfg["roi_size"][0]
+        out["mask_roi_size"] = tuple(int(round(side * ratio)) for side in out["roi_size"])
     merged = dict(cfg, **out)
     for key in ("min_stage", "max_stage"):
         if key in special:
