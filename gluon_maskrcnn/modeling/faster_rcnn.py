@@ -109,6 +109,26 @@ class FasterRCNN(BoxROIHeads, gluon.HybridBlock):
         return len(self.classes)
 
     @property
+    def nms_thresh(self):
+        """IoU of the per-class NMS (GluonCV's attribute; :meth:`set_nms` changes it)."""
+        return self._nms["nms_thresh"]
+
+    @property
+    def nms_topk(self):
+        """Boxes of each class that enter NMS, -1 for all (GluonCV's attribute)."""
+        return self._nms["nms_topk"]
+
+    @property
+    def post_nms(self):
+        """Detections asked for per image (GluonCV's attribute; ``rcnn_max_dets``)."""
+        return self._nms["max_dets"]
+
+    @property
+    def force_nms(self):
+        """Whether NMS also runs across classes."""
+        return self._nms["force_nms"]
+
+    @property
     def max_dets(self):
         """Detections per image: ``max_dets``, or all candidates when there are fewer."""
         return min(self._nms["max_dets"], self.num_class * self.rpn.test_post_nms)

@@ -61,6 +61,16 @@ class MaskRCNNLoss(gluon.HybridBlock):
         self._rpn_beta = rpn_beta
         self._rcnn_beta = rcnn_beta
 
+    @property
+    def rpn_beta(self):
+        """Where the RPN's box loss turns from smooth-L1 into L1 (``--rpn-smoothl1-rho``)."""
+        return self._rpn_beta
+
+    @property
+    def rcnn_beta(self):
+        """The same for the second stage's box loss (``--rcnn-smoothl1-rho``)."""
+        return self._rcnn_beta
+
     def hybrid_forward(self, F, raw_rpn_score, raw_rpn_box, rpn_cls_targets, rpn_box_targets,
                        rpn_box_masks, cls_pred, cls_targets, box_pred, box_targets, box_masks,
                        mask_pred, mask_targets, mask_weights):

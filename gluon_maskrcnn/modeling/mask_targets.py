@@ -23,6 +23,11 @@ class MaskTargetGenerator(gluon.HybridBlock):
         self._num_images = num_images
         self._mask_size = tuple(mask_size)
 
+    @property
+    def mask_size(self):
+        """(MS, MS): the targets' resolution."""
+        return self._mask_size
+
     def hybrid_forward(self, F, rois, gt_masks, matches, cls_targets):
         with autograd.pause():
             gt_masks = F.cast(gt_masks, "float32")  # batches carry uint8 masks

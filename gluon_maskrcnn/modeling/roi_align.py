@@ -60,6 +60,16 @@ class MultiLevelROIAlign(gluon.HybridBlock):
         self._sample_ratio = sample_ratio
         self.fast = False
 
+    @property
+    def roi_size(self):
+        """(roi_h, roi_w) of the pooled features."""
+        return self._roi_size
+
+    @property
+    def strides(self):
+        """The strides of the pooled levels."""
+        return self._strides
+
     def hybrid_forward(self, F, rois, *feats):
         feats = feats[:len(self._strides)]
         if self.fast:

@@ -99,6 +99,16 @@ class RCNNTargetSampler(gluon.HybridBlock):
         self._max_num_gt = max_num_gt
 
     @property
+    def pos_iou_thresh(self):
+        """IoU with a ground-truth box at which a proposal is a positive."""
+        return self._pos_iou
+
+    @property
+    def max_num_gt(self):
+        """Ground-truth rows per image the sampler takes as candidates."""
+        return self._max_num_gt
+
+    @property
     def key_count(self):
         """Random keys per image: one for each proposal and each ground-truth row."""
         return self._num_proposal + self._max_num_gt

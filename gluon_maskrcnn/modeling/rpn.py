@@ -156,6 +156,31 @@ class RPN(gluon.HybridBlock):
         return self.rpn_head if self.multi_level else self
 
     @property
+    def nms_thresh(self):
+        """IoU of the proposals' NMS."""
+        return self._nms_thresh
+
+    @property
+    def min_size(self):
+        """Proposals narrower or shorter than this (input pixels) are dropped."""
+        return self._min_size
+
+    @property
+    def clip(self):
+        """Largest log-scale a box delta may apply."""
+        return self._clip
+
+    @property
+    def train_pre_nms(self):
+        """Proposals per image that enter NMS in training."""
+        return self._train[0]
+
+    @property
+    def test_pre_nms(self):
+        """Proposals per image that enter NMS at inference."""
+        return self._test[0]
+
+    @property
     def train_post_nms(self):
         """Proposals returned per image in training."""
         return self._train[1]

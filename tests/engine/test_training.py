@@ -241,10 +241,14 @@ def test_hybridized_training_evaluates_between_epochs(tiny_root, tmp_path):
     """The graph traced for training is re-traced for inference at evaluation, and back."""
     prefix = str(tmp_path / "hybrid" / "run")
     state = fit(make_args(tiny_root, prefix, "--epochs", "2", "--lr", "0.01", "--hybridize", "--static-alloc",
-                          "--val-interval", "1"))
+                          "--val-interval", "1", "--save-interval", "2"))
     evals = [r for r in map(json.loads, open(prefix + "_metrics.jsonl")) if r["kind"] == "eval"]
     assert [r["epoch"] for r in evals] == [1, 2] and state["iteration"] == 8
     assert os.path.exists(prefix + "_predictions.png")
+    # --save-interval 2 keeps PREFIX-epoch0002 (epoch 2's parameters), and only that one
+    assert sorted(f for f in os.listdir(os.path.dirname(prefix)) if "epoch" in f) == [
+        "run-epoch0002.json", "run-epoch0002.params", "run-epoch0002.states"]
+    assert json.load(open(prefix + "-epoch0002.json"))["epoch"] == 2
 
 
 def test_narrow_model_checkpoint_loads_back_with_its_widths(tiny_root, tmp_path):

@@ -122,4 +122,4 @@ def test_gluoncvs_per_name_functions_pretrained_list_and_set_nms_have_its_signat
     net.set_nms(nms_thresh=0.5, nms_topk=-1, post_nms=7)
     assert net(x).ids.shape[1] == 7
     net.set_nms(0.5, -1, True, 12)  # positionally, as GluonCV's callers may
-    assert net(x).ids.shape[1] == 12 and net._nms["force_nms"] is True  # noqa: SLF001 (this test reads the setting)
+    assert net(x).ids.shape[1] == 12 and net.force_nms is True
