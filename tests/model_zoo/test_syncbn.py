@@ -13,18 +13,30 @@ import gluon_maskrcnn as gm
 from gluon_maskrcnn.benchmarks import parity
 from gluon_maskrcnn.internals import structural_params
 from gluon_maskrcnn.model_zoo import ModelFileError
+from gluon_maskrcnn.modeling.norm import norm_layer
 
 SYNCBN_NAMES = ["mask_rcnn_fpn_syncbn_resnet18_v1b_coco", "mask_rcnn_fpn_syncbn_mobilenet1_0_coco"]
 
 
-def test_syncbn_over_two_cpu_contexts_is_batchnorm_over_the_whole_batch():
+def test_norm_layer_names_the_three_norms_and_refuses_others():
+    assert norm_layer("frozen") == (None, {})
+    assert norm_layer("bn") == (nn.BatchNorm, {})
+    assert norm_layer("syncbn", num_devices=4) == (SyncBatchNorm, {"num_devices": 4})
+    assert norm_layer("syncbn") == (SyncBatchNorm, {"num_devices": 1})  # GluonCV's default
+    with pytest.raises(ValueError, match="unknown norm 'group'; choose one of frozen, bn, syncbn"):
+        norm_layer("group")
+
+
+def test_the_syncbn_norm_over_two_cpu_contexts_is_batchnorm_over_the_whole_batch():
     rng = np.random.RandomState(0)
     x = rng.normal(2, 3, size=(4, 3, 5, 5)).astype(np.float32)
     head = rng.normal(size=x.shape).astype(np.float32)  # a loss that weighs every output
     contexts = [mx.cpu(0), mx.cpu(1)]
-    sync = SyncBatchNorm(in_channels=3, num_devices=2)
+    layer, keywords = norm_layer("syncbn", num_devices=2)  # what the models build
+    sync = layer(in_channels=3, **keywords)
     sync.initialize(ctx=contexts)
-    whole = nn.BatchNorm(in_channels=3)
+    layer, keywords = norm_layer("bn")
+    whole = layer(in_channels=3, **keywords)
     whole.initialize()
 
     parts = [nd.array(x[:2], ctx=contexts[0]), nd.array(x[2:], ctx=contexts[1])]
