@@ -80,10 +80,17 @@ def test_fine_tuning_a_checkpoint_on_other_classes(trained, tmp_path):
     tuned = str(tmp_path / "tuned" / "mask_rcnn")
     _run("train_mask_rcnn.py", *TINY, "--dataset", "custom", "--dataset-root", other, "--train-split", "train",
          "--val-split", "val", "--save-prefix", tuned, "--pretrained", prefix + "-best", "--epochs", "1",
-         "--val-interval", "0")
+         "--val-interval", "0", "--lr", "1e-12")
     net = load_model(tuned + "-last")
     assert net.classes == ["circle", "ring"]
     assert net.class_predictor.weight.shape[0] == 3 and net.mask.mask.weight.shape[0] == 2
+    # at a learning rate of 1e-12 the weights stay the checkpoint's, which training moved away
+    # from the seeded initial weights a run without --pretrained would start from
+    start, tuned_params = mx.nd.load(prefix + "-best.params"), mx.nd.load(tuned + "-last.params")
+    convs = [k for k in start if k.endswith("conv0_weight") and k in tuned_params]
+    assert len(convs) >= 3
+    for key in convs:
+        np.testing.assert_allclose(tuned_params[key].asnumpy(), start[key].asnumpy(), atol=1e-7, err_msg=key)
 
 
 def test_eval_script_reproduces_the_training_evaluation(trained, tmp_path):

@@ -3,6 +3,7 @@ errors read as one line with exit status 2."""
 import os
 import subprocess
 import sys
+import threading
 from types import SimpleNamespace
 
 import mxnet as mx
@@ -129,7 +130,16 @@ def _step(net, cfg, contexts, batch, threads=1, loss_scale=None):
     run = SimpleNamespace(ctx=contexts, net=net, trainer=trainer, clip_norm=None, dist=dist,
                           total_parts=len(contexts), state=dict(epoch=0, iteration=0),
                           args=SimpleNamespace(executor_threads=threads), loss_scaler=scaler)
+    threads_used = []
+    losses = net.losses
+
+    def recorded(*part):  # which thread computes each device's losses
+        threads_used.append(threading.current_thread() is threading.main_thread())
+        return losses(*part)
+
+    net.losses = recorded
     values = train_step(run, batch)
+    values["in_main_thread"] = threads_used
     return {k: p.data(contexts[-1]).asnumpy() for k, p in structural_params(net).items()}, values, scaler
 
 
@@ -138,12 +148,16 @@ def test_executor_threads_and_loss_scaling_give_the_same_update():
 
     contexts = [mx.cpu(0), mx.cpu(1)]
     small = dict(rpn_train_pre_nms=100, rpn_train_post_nms=100, num_sample=100)
-    results = []
+    results, placement = [], []
     for threads, scale in ((1, None), (2, None), (1, 256.0)):
         net, cfg = tiny_model(True, seed=3, batch_size=1, **small)
         net.collect_params().reset_ctx(contexts)
         batch = [nd.concat(t, t, dim=0) for t in tiny_batch(cfg, [[(10, 10, 50, 60, 0)]])]
-        results.append(_step(net, cfg, contexts, batch, threads, scale)[0])
+        params, values, _ = _step(net, cfg, contexts, batch, threads, scale)
+        results.append(params)
+        placement.append(values["in_main_thread"])
+    # with 2 threads the second device ran in a worker thread; otherwise both in the caller's
+    assert placement == [[True, True], [True, False], [True, True]]
     for other in results[1:]:
         for key in results[0]:
             np.testing.assert_allclose(other[key], results[0][key], rtol=1e-4, atol=1e-6, err_msg=key)

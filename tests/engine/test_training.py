@@ -6,11 +6,11 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from train_helpers import make_args
+from train_helpers import make_args, script_segm_ap
 from gluon_maskrcnn.engine.checkpoint import CheckpointError, load_checkpoint
 from gluon_maskrcnn.engine.schedule import learning_rate
 from gluon_maskrcnn.engine.trainer import NonFiniteLossError, fit
-from gluon_maskrcnn.internals import structural_params, trainer_params
+from gluon_maskrcnn.internals import structural_params, trainer_params, trainer_updaters
 
 
 def _params(prefix):
@@ -103,14 +103,24 @@ def test_optimizer_states_follow_the_network_order_not_the_names(tmp_path):
         net.initialize(ctx=mx.cpu())
         return net, Distributed("device").trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
 
+    def momenta(trainer):  # each parameter's momentum, in the network's order
+        states = trainer_updaters(trainer)[0].states
+        return [states[i].asnumpy() for i in range(len(trainer_params(trainer)))]
+
     net, trainer = net_and_trainer("dense9_", "dense10_")
     assert [p.name for p in trainer_params(trainer)] == [p.name for p in net.collect_params().values()]
     with mx.autograd.record():
         net(mx.nd.ones((1, 5))).sum().backward()
     trainer.step(1)
+    saved = momenta(trainer)
+    assert all(np.abs(m).max() > 0 for m in saved)
     trainer.save_states(str(tmp_path / "states"))
     net, trainer = net_and_trainer("dense99_", "dense100_")  # sorted by name, these swap places
     trainer.load_states(str(tmp_path / "states"))
+    loaded = momenta(trainer)
+    assert [m.shape for m in loaded] == [m.shape for m in saved]
+    for got, want in zip(loaded, saved):  # each parameter has its own momentum back
+        np.testing.assert_array_equal(got, want)
     with mx.autograd.record():
         net(mx.nd.ones((1, 5))).sum().backward()
     trainer.step(1)  # a state of another shape would fail here
@@ -378,3 +388,16 @@ def test_running_statistics_are_averaged_over_devices_and_agreeing_ones_left_alo
         np.testing.assert_array_equal(data.asnumpy(), [2, 2, 1.5])
     for data in frozen.running_mean.list_data():
         np.testing.assert_array_equal(data.asnumpy(), frozen_mean)
+
+
+def test_the_best_checkpoint_is_the_evaluation_with_the_highest_segm_ap(tiny_root, tmp_path, monkeypatch):
+    """Three evaluations scoring 0.3, 0.5, 0.4: -best holds epoch 2's weights, not the last."""
+    script_segm_ap(monkeypatch, [0.3, 0.5, 0.4])
+    prefix = str(tmp_path / "best" / "run")
+    fit(make_args(tiny_root, prefix, "--epochs", "3", "--lr", "0.01", "--val-interval", "1", "--save-interval", "1"))
+    best = json.load(open(prefix + "-best.json"))
+    assert best["best_segm_ap"] == 0.5 and best["epoch"] == 2
+    best_params, second, third = (_params(prefix + suffix) for suffix in ("-best", "-epoch0002", "-epoch0003"))
+    for key in best_params:
+        np.testing.assert_array_equal(best_params[key], second[key])
+    assert any(not np.array_equal(best_params[k], third[k]) for k in best_params)

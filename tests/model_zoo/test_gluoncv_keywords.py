@@ -34,6 +34,46 @@ def test_every_gluoncv_keyword_has_a_meaning_here():
     assert [k for k in keywords if k not in known] == []
 
 
+def _another(value):
+    """A value of the same kind as ``value`` that differs from it."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 3
+    if isinstance(value, float):
+        return value * 2 + 1
+    return tuple(_another(v) for v in value)
+
+
+def _valued_keywords():
+    """GluonCV keywords that are, or are renamed to, a preset entry holding a number or numbers
+    (the backbone's name and the norm are tested by building)."""
+    preset = PRESETS[NAME]
+    for keyword in _gluoncv_keywords():
+        ours = gluoncv_keywords.RENAMED.get(keyword, keyword)
+        if ours in preset and keyword not in gluoncv_keywords.SPECIAL and not isinstance(preset[ours], (str, type(None))):
+            yield keyword
+
+
+@pytest.mark.parametrize("keyword", sorted(_valued_keywords()))
+def test_a_gluoncv_keyword_sets_the_preset_entry_of_its_meaning(keyword):
+    """Set to another value, a renamed or shared keyword changes exactly its own preset entry;
+    an ignored one changes nothing."""
+    from gluon_maskrcnn.model_zoo import model_config
+
+    ours = gluoncv_keywords.RENAMED.get(keyword, keyword)
+    default = model_config(NAME)
+    changed = model_config(NAME, **{keyword: _another(default[ours])})
+    follows = {"roi_size": {"mask_roi_size"}}.get(ours, set())  # GluonCV's mask: ROI x target_roi_scale
+    assert {k for k in default if changed[k] != default[k]} == {ours} | follows
+    assert changed[ours] == _another(default[ours])
+
+
+@pytest.mark.parametrize("keyword", sorted(gluoncv_keywords.IGNORED))
+def test_an_ignored_keyword_changes_nothing(keyword):
+    assert gluoncv_keywords.translate(PRESETS[NAME], {keyword: "anything"}) == ({}, {})
+
+
 @pytest.mark.parametrize("keyword", sorted(gluoncv_keywords.REFUSED))
 def test_refused_keywords_name_themselves_and_the_way_out(keyword):
     with pytest.raises(TypeError, match=keyword) as err:
