@@ -401,3 +401,58 @@ def test_the_best_checkpoint_is_the_evaluation_with_the_highest_segm_ap(tiny_roo
     for key in best_params:
         np.testing.assert_array_equal(best_params[key], second[key])
     assert any(not np.array_equal(best_params[k], third[k]) for k in best_params)
+
+
+def test_amp_loss_scale_is_kept_in_the_checkpoint_and_resumed(tiny_root, tmp_path, monkeypatch):
+    """--amp's dynamic loss scale (its scale and clean-step count) is saved with each checkpoint
+    and restored on resume: a run stopped after epoch 1 and resumed ends with the scaler of the
+    uninterrupted run. (float16 kernels need a GPU, so MXNet's AMP is left off here; the scaler
+    is the trainer's own and runs the same on CPU.)"""
+    from gluon_maskrcnn.engine import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "enable_amp", lambda contexts: None)
+    flags = ("--amp", "--lr", "0.005")
+    full, part = str(tmp_path / "full" / "run"), str(tmp_path / "part" / "run")
+    fit(make_args(tiny_root, full, "--epochs", "2", *flags))
+    fit(make_args(tiny_root, part, "--epochs", "1", *flags))
+    first = json.load(open(part + "-last.json"))["loss_scale"]
+    assert first["clean_steps"] == 4  # one epoch of 4 finite steps
+    fit(make_args(tiny_root, part, "--epochs", "2", "--resume", part + "-last", *flags))
+    resumed, uninterrupted = (json.load(open(p + "-last.json"))["loss_scale"] for p in (part, full))
+    assert resumed == uninterrupted and resumed["clean_steps"] == 8  # a fresh scaler would count 4
+
+
+def test_resume_auto_with_no_checkpoint_starts_fresh(tiny_root, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="gluon_maskrcnn")
+    prefix = str(tmp_path / "fresh" / "run")
+    state = fit(make_args(tiny_root, prefix, "--epochs", "1", "--resume", "auto"))
+    assert "--resume auto: no complete checkpoint of %s; starting fresh" % prefix in caplog.text
+    assert state["iteration"] == 4 and json.load(open(prefix + "-last.json"))["epoch"] == 1
+
+
+def test_a_nonfinite_loss_is_the_processs_exit_status_3(tiny_root, tmp_path):
+    import subprocess
+    import sys
+
+    from train_helpers import make_argv
+
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "train_mask_rcnn.py")
+    argv = make_argv(tiny_root, str(tmp_path / "nan" / "run"), "--epochs", "3", "--lr", "1e12", "--lr-warmup", "0")
+    done = subprocess.run([sys.executable, script] + argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "loss became" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_diverged_workers_are_the_processs_exit_status_4(tiny_root, tmp_path, monkeypatch):
+    """train_command, whose return the script exits with (exit 3 above goes the same way), turns
+    WorkersDivergedError into status 4."""
+    from gluon_maskrcnn.engine import trainer as trainer_module
+
+    def diverged(args):
+        raise trainer_module.WorkersDivergedError("after epoch 1 the workers' parameters differ from rank 0's: rank 1 in w")
+
+    monkeypatch.setattr(trainer_module, "fit", diverged)
+    code = trainer_module.train_command(make_args(tiny_root, str(tmp_path / "run"), "--epochs", "1"))
+    assert code == trainer_module.DIVERGED_EXIT_CODE == 4
