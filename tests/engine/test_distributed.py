@@ -175,22 +175,46 @@ def _worker_parameters(prefix):
     return {k: v.asnumpy() for k, v in mx.nd.load("%s-final-w0.params" % prefix).items()}
 
 
-def test_two_dist_sync_workers_step_like_one_device(six_images, one_device_run, tmp_path):
-    prefix = str(tmp_path / "dist")
-    code, output = _run_dist_sync(six_images, prefix, tmp_path / "launch.log", *SCALE_FLAGS, "--batch-size", "1")
+HOROVOD_MISSING = HOROVODRUN is None or importlib.util.find_spec("horovod") is None
+
+
+@pytest.fixture(scope="module")
+def dist_sync_run(six_images, tmp_path_factory):
+    """Two dist_sync workers, one image each, one thread each: worker 0's final parameters."""
+    folder = tmp_path_factory.mktemp("dist")
+    prefix = str(folder / "dist")
+    code, output = _run_dist_sync(six_images, prefix, folder / "launch.log", *SCALE_FLAGS, "--batch-size", "1")
     assert code == 0, output[-3000:]
     assert output.count("iterations 3") == 2, output[-3000:]
-    _assert_same_parameters(_worker_parameters(prefix), one_device_run, "2 dist_sync workers")
+    return _worker_parameters(prefix)
 
 
-@pytest.mark.skipif(HOROVODRUN is None or importlib.util.find_spec("horovod") is None,
-                    reason="Horovod is not installed")
-def test_two_horovod_workers_step_like_one_device(six_images, one_device_run, tmp_path):
-    prefix = str(tmp_path / "hvd")
+@pytest.fixture(scope="module")
+def horovod_run(six_images, tmp_path_factory):
+    """The same with two Horovod workers."""
+    if HOROVOD_MISSING:
+        pytest.skip("Horovod is not installed")
+    prefix = str(tmp_path_factory.mktemp("hvd") / "hvd")
     code, output = _run_horovod(six_images, prefix, *SCALE_FLAGS, "--batch-size", "1")
     assert code == 0, output[-3000:]
     assert output.count("iterations 3") == 2, output[-3000:]
-    _assert_same_parameters(_worker_parameters(prefix), one_device_run, "2 Horovod workers")
+    return _worker_parameters(prefix)
+
+
+def test_two_dist_sync_workers_step_like_one_device(dist_sync_run, one_device_run):
+    _assert_same_parameters(dist_sync_run, one_device_run, "2 dist_sync workers")
+
+
+def test_two_horovod_workers_step_like_one_device(horovod_run, one_device_run):
+    _assert_same_parameters(horovod_run, one_device_run, "2 Horovod workers")
+
+
+def test_one_image_per_worker_scales_agree_bit_for_bit_at_one_thread_count(dist_sync_run, horovod_run):
+    """dist_sync and Horovod workers, one image each and one thread each, sum the same two
+    per-image gradients in the same order: their parameters are the same bits."""
+    assert dist_sync_run.keys() == horovod_run.keys()
+    for key in dist_sync_run:
+        np.testing.assert_array_equal(dist_sync_run[key], horovod_run[key], err_msg=key)
 
 
 def test_syncbn_over_two_cpu_contexts_steps_like_one_device(tmp_path):
@@ -244,3 +268,38 @@ def test_horovod_workers_with_trainable_batchnorm_average_their_statistics(tiny_
     assert code == 0, output[-3000:]
     _assert_identical_and_rank0_writes(tmp_path, prefix, output)
     assert "running statistics averaged over all devices and workers" in output
+
+
+def test_the_kv_store_defaults_to_device():
+    """GluonCV's default, nccl, needs GPUs; ours is device, which runs on CPU contexts too."""
+    from gluon_maskrcnn.engine.cli import apply_recipe, build_parser
+    from gluon_maskrcnn.engine.distributed import Distributed
+
+    args = apply_recipe(build_parser().parse_args(["--gpus", ""]))
+    assert args.kv_store == "device"
+    dist = Distributed(args.kv_store, args.horovod)
+    assert dist.num_workers == 1 and dist.rank == 0
+
+
+def test_extension_operators_are_off_in_a_process_with_horovod():
+    """MXNet's library loader crashes next to horovod.mxnet, so the operators stay unloaded there
+    (a stand-in module takes horovod.mxnet's place in a fresh process)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, types
+        if sys.argv[1] == "horovod":
+            sys.modules["horovod"] = types.ModuleType("horovod")
+            sys.modules["horovod.mxnet"] = types.ModuleType("horovod.mxnet")
+        import mxnet as mx
+        from gluon_maskrcnn import ops
+        print(ops.available(mx.cpu()))
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    runs = {kind: subprocess.run([sys.executable, "-c", code, kind], capture_output=True, text=True, timeout=300,
+                                 env=dict(os.environ, PYTHONPATH=root)) for kind in ("horovod", "plain")}
+    assert runs["horovod"].stdout.split() == ["False"], runs["horovod"].stderr[-2000:]
+    assert "CPU operators off: horovod.mxnet is loaded" in runs["horovod"].stderr
+    assert runs["plain"].stdout.split() == ["True"], runs["plain"].stderr[-2000:]
