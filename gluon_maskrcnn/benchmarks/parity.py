@@ -49,11 +49,12 @@ def gluoncv_model(name, seed=0, image_shape=(128, 160), **kwargs):
     return net
 
 
-def load_pair(name, seed=0, max_dets=1000, folder=None, gluoncv_max_dets=None):
+def load_pair(name, seed=0, max_dets=1000, folder=None, gluoncv_max_dets=None, **keywords):
     """(GluonCV net, our net loaded strictly from GluonCV's saved file, the file's path).
 
     ``max_dets``: ours; ``gluoncv_max_dets``: GluonCV's ``rcnn_max_dets`` for the builders that
-    take it (the R18 and SyncBN ones; default: the builder's 1000).
+    take it (the R18 and SyncBN ones; default: the builder's 1000). ``keywords``: GluonCV
+    ``get_model`` keywords given to both networks (``rpn_test_post_nms=100`` for a smaller run).
 
     The GluonCV net pools its FPN levels without MXNet's ROIAlign race (see
     ``zero_skipped_rois``): unpatched, its detections depend on what the process computed
@@ -61,12 +62,12 @@ def load_pair(name, seed=0, max_dets=1000, folder=None, gluoncv_max_dets=None):
     """
     from ..model_zoo import get_model
 
-    kwargs = {} if gluoncv_max_dets is None else {"rcnn_max_dets": gluoncv_max_dets}
+    kwargs = dict(keywords) if gluoncv_max_dets is None else dict(keywords, rcnn_max_dets=gluoncv_max_dets)
     reference = zero_skipped_rois(gluoncv_model(name, seed, **kwargs))
     folder = folder or tempfile.mkdtemp(prefix="parity-")
     path = os.path.join(folder, name + ".params")
     reference.save_parameters(path)
-    ours = get_model(name, pretrained=path, pretrained_base=False, max_dets=max_dets)
+    ours = get_model(name, pretrained=path, pretrained_base=False, max_dets=max_dets, **keywords)
     return reference, ours, path
 
 
