@@ -89,16 +89,22 @@ def test_a_late_initial_pull_cannot_make_dist_sync_workers_part(tiny_root, tmp_p
     assert _differing_keys(prefix) == []
 
 
-def test_dist_sync_workers_evaluate_a_shard_each_and_score_the_whole_split(tiny_root, tmp_path):
+@pytest.mark.parametrize("engine", ["dist_sync", "horovod"])
+def test_workers_evaluate_a_shard_each_and_score_the_whole_split(tiny_root, tmp_path, engine):
     """Each worker predicts half of the val split; rank 0's results file and AP equal a
     single-process evaluation of the same checkpoint."""
     from gluon_maskrcnn.data.coco import COCOInstances
     from gluon_maskrcnn.engine.evaluation import coco_evaluate, predict_dataset
     from gluon_maskrcnn.engine.loading import load_model
 
+    if engine == "horovod" and (HOROVODRUN is None or importlib.util.find_spec("horovod") is None):
+        pytest.skip("Horovod is not installed")
     prefix = str(tmp_path / "eval")
-    code, output = _run_dist_sync(tiny_root, prefix, tmp_path / "eval.log", "--epochs", "1", "--lr", "0.01",
-                                  "--norm", "frozen", "--val-interval", "1")
+    flags = ("--epochs", "1", "--lr", "0.01", "--norm", "frozen", "--val-interval", "1")
+    if engine == "dist_sync":
+        code, output = _run_dist_sync(tiny_root, prefix, tmp_path / "eval.log", *flags)
+    else:
+        code, output = _run_horovod(tiny_root, prefix, *flags)
     assert code == 0, output[-3000:]
     root_prefix = next(p for p in ("%s-w0" % prefix, "%s-w1" % prefix) if os.path.exists(p + "-last.json"))
     gathered = json.load(open(root_prefix + "_val_results.json"))

@@ -505,3 +505,91 @@ def test_one_process_resumes_on_two_contexts(twelve_images, tmp_path, monkeypatc
     first = _first_resumed_record(str(tmp_path / "two"))
     assert first["iteration"] == 4 // 2 + 1
     assert first["lr"] == pytest.approx(_scheduled_lr(twelve_images, 4 // 2, 2), rel=1e-6)
+
+
+LAUNCHER_WORKER = """
+import os, signal, sys, time
+folder, mode = sys.argv[1], sys.argv[2]
+index = os.environ["GLUON_MASKRCNN_WORKER_INDEX"]
+
+def checkpoint_and_exit(signum, frame):  # what a training worker does on SIGTERM
+    time.sleep(1)
+    open(os.path.join(folder, "checkpointed" + index), "w").close()
+    os._exit(75)
+
+signal.signal(signal.SIGTERM, checkpoint_and_exit if mode == "checkpoint" else signal.SIG_IGN)
+open(os.path.join(folder, "started" + index), "w").close()
+while True:
+    time.sleep(1)
+"""
+
+
+def _launch_fake_workers(tmp_path, mode, *launcher_flags):
+    """scripts/launch.py running two stand-in workers (no kvstore) until told otherwise; returns
+    the launcher process once both workers have started."""
+    script = tmp_path / "worker.py"
+    script.write_text(LAUNCHER_WORKER)
+    proc = subprocess.Popen([sys.executable, LAUNCH, "-n", "2", "-s", "1", *launcher_flags, "--", sys.executable,
+                             str(script), str(tmp_path), mode], env=DIST_ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    while not all((tmp_path / ("started%d" % i)).exists() for i in range(2)):
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        time.sleep(0.05)
+    return proc
+
+
+def test_the_launcher_waits_its_grace_for_the_workers_checkpoint_and_exits_75(tmp_path):
+    proc = _launch_fake_workers(tmp_path, "checkpoint", "--grace", "60")
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == PREEMPTED_EXIT_CODE, output[-3000:]
+    assert "waiting up to 60 s for their checkpoint" in output
+    assert all((tmp_path / ("checkpointed%d" % i)).exists() for i in range(2))  # both finished theirs
+
+
+def test_the_launcher_stops_workers_that_outlast_the_grace(tmp_path):
+    proc = _launch_fake_workers(tmp_path, "stubborn", "--grace", "2")
+    signalled = time.time()
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    assert time.time() - signalled >= 2  # the grace was given
+    assert proc.returncode == 124, output[-3000:]  # no checkpoint came: not the preemption status
+    assert not _processes_running(str(tmp_path / "worker.py"))
+
+
+def _processes_running(marker):
+    """Pids of live processes whose command line contains ``marker``."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker in open("/proc/%s/cmdline" % pid, "rb").read().decode(errors="replace"):
+                if open("/proc/%s/stat" % pid).read().split()[2] not in ("Z", "X"):
+                    pids.append(int(pid))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_dead_server_ends_the_job_naming_it(tmp_path):
+    proc = _launch_fake_workers(tmp_path, "checkpoint")
+    servers = [pid for pid in filter(str.isdigit, os.listdir("/proc"))
+               if _parent(pid) == proc.pid and "DMLC_ROLE=server" in _environ(pid)]
+    assert len(servers) == 1
+    os.kill(int(servers[0]), signal.SIGKILL)
+    output = proc.communicate(timeout=120)[0]
+    assert "[launcher] server 0 ended (killed by SIGKILL); stopping the others" in output, output[-3000:]
+    assert proc.returncode == 128 + signal.SIGKILL
+
+
+def _parent(pid):
+    try:
+        return int(open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _environ(pid):
+    try:
+        return open("/proc/%s/environ" % pid, "rb").read().decode(errors="replace").split("\0")
+    except OSError:
+        return []
