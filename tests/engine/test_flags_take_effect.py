@@ -2,6 +2,8 @@
 the run. A flag that is only parsed would be a claim without proof."""
 import logging
 
+import numpy as np
+
 import pytest
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 
@@ -182,3 +184,52 @@ def _blocks(block):
     yield block
     for child in block._children.values():
         yield from _blocks(child)
+
+
+@pytest.mark.parametrize("name, stages", [("mask_rcnn_fpn_resnet18_v1b_coco", (2, 6)),
+                                          ("mask_rcnn_resnet18_v1b_coco", (4, 4))])
+def test_min_and_max_stage_are_the_models_levels_and_others_are_refused(name, stages):
+    """GluonCV's min_stage/max_stage name the feature levels: the architecture's own are accepted,
+    others are refused with the level the model has."""
+    from gluon_maskrcnn.model_zoo.gluoncv_keywords import KeywordError
+
+    low, high = stages
+    gm.get_model(name, pretrained_base=False, min_stage=low, max_stage=high)
+    with pytest.raises(KeywordError, match=r"min_stage=%d: this model's feature levels are fixed \(min_stage=%d\)"
+                       % (low + 1, low)):
+        gm.get_model(name, pretrained_base=False, min_stage=low + 1)
+    with pytest.raises(KeywordError, match=r"max_stage=%d: .*\(max_stage=%d\)" % (high - 1, high)):
+        gm.get_model(name, pretrained_base=False, max_stage=high - 1)
+
+
+def test_transfer_coco_starts_from_the_coco_weights_of_the_shared_classes(tmp_path, monkeypatch):
+    """transfer='coco' loads GluonCV's published COCO file (here one the test writes, with its
+    sha1 given to the store) and keeps the rows of the classes both lists share."""
+    import mxnet as mx
+
+    from gluon_maskrcnn import store
+    from gluon_maskrcnn.modeling.warmup import forward_once
+
+    name = "mask_rcnn_fpn_resnet18_v1b_coco"
+    coco = gm.get_model(name, pretrained_base=False)
+    forward_once(coco)
+    path = str(tmp_path / "coco.params")
+    coco.save_parameters(path)
+    sha1 = store.sha1_of(path)
+    (tmp_path / "models").mkdir()
+    published = tmp_path / "models" / ("%s-%s.params" % (name, sha1[:8]))
+    published.write_bytes(open(path, "rb").read())
+    monkeypatch.setattr(store, "sha1_table", lambda: {name: sha1})
+
+    net = gm.get_model(name, pretrained_base=False, classes=["dog", "person"], transfer="coco",
+                       root=str(tmp_path / "models"))
+    assert net.classes == ["dog", "person"]
+    saved = mx.nd.load(path)
+    key = next(k for k in saved if k.endswith("class_predictor.weight"))
+    rows = saved[key].asnumpy()  # (1 + 80, F): background, then COCO's classes
+    got = net.class_predictor.weight.data().asnumpy()
+    coco_index = {c: i + 1 for i, c in enumerate(coco.classes)}
+    for row, cls in enumerate(["dog", "person"], start=1):
+        np.testing.assert_array_equal(got[row], rows[coco_index[cls]])
+    with pytest.raises(UserError, match="transfer='voc': only 'coco' weights exist"):
+        gm.get_model(name, pretrained_base=False, transfer="voc")
