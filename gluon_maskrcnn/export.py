@@ -27,7 +27,13 @@ def export_model(net, prefix, size=(800, 1333), format="mxnet"):
 
     ``format="onnx"`` writes one file, ``prefix.onnx``, instead (see
     :mod:`gluon_maskrcnn.onnx_export`): the same graph, class names and resize settings.
+
+    ``net`` may also be an :class:`ExportedModel`, such as the int8 network of
+    :func:`gluon_maskrcnn.quantization.quantize`: its graph is written as it is, and the meta
+    file records ``int8``.
     """
+    if isinstance(net, ExportedModel):
+        return _export_graph(net, prefix, format)
     if format == "onnx":
         from .onnx_export import export_onnx
 
@@ -39,14 +45,35 @@ def export_model(net, prefix, size=(800, 1333), format="mxnet"):
         net.hybridize(static_alloc=True)
         forward_once(net, size)
         net.export(prefix)
-    meta = dict(classes=list(net.classes), short=net.short, max_size=net.max_size,
-                outputs=list(net.INFER_OUTPUTS))
+    _write_meta(prefix, dict(classes=list(net.classes), short=net.short, max_size=net.max_size,
+                             outputs=list(net.INFER_OUTPUTS)))
+    return [prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"]
 
-    def write_meta(tmp):
+
+def _write_meta(prefix, meta):
+    def write(tmp):
         with open(tmp, "w") as f:
             json.dump(meta, f, indent=1)
 
-    atomic_write(prefix + "-meta.json", write_meta)
+    atomic_write(prefix + "-meta.json", write)
+
+
+def _first_context(block):
+    params = list(block.collect_params().values())
+    return params[0].list_ctx()[0] if params else mx.cpu()
+
+
+def _export_graph(model, prefix, format):
+    """Write an already exported (or quantized) graph again, with its meta file."""
+    if format != "mxnet":
+        raise UserError("%s exports as MXNet symbol files only (format='mxnet'), not %r"
+                        % ("an int8 network" if model.int8 else "an exported model", format))
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    # a block writes the parameters of the cached graph it has run: run it once
+    model(mx.nd.zeros((1, 3, 128, 128), ctx=_first_context(model)))
+    model.graph.export(prefix)
+    _write_meta(prefix, dict(classes=model.classes, short=model.short, max_size=model.max_size,
+                             outputs=["ids", "scores", "bboxes", "masks"], int8=model.int8))
     return [prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"]
 
 
@@ -54,13 +81,15 @@ class ExportedModel(mx.gluon.HybridBlock):
     """An exported graph with its class names and resize settings.
 
     ``model(x)`` with ``x`` (B, 3, H, W) returns ``(ids, scores, bboxes, masks)`` as the
-    original network does; ``classes``, ``short`` and ``max_size`` are read from the meta file.
+    original network does; ``classes``, ``short`` and ``max_size`` are read from the meta file,
+    and ``int8`` says whether the graph is quantized (CPU only).
     """
 
-    def __init__(self, block, classes, short, max_size):
+    def __init__(self, block, classes, short, max_size, int8=False):
         super().__init__(prefix="exported_")
         self.graph = block
         self.classes, self.short, self.max_size = list(classes), short, max_size
+        self.int8 = bool(int8)
 
     def hybrid_forward(self, F, x):
         return self.graph(x)
@@ -81,8 +110,10 @@ def load_exported(prefix, ctx=None):
     ctx = ctx or mx.cpu()
     with open(prefix + "-meta.json") as f:
         meta = json.load(f)
+    if meta.get("int8") and ctx.device_type != "cpu":
+        raise UserError("%s is an int8 model, which runs on the CPU (oneDNN) only, not on %s" % (prefix, ctx))
     with warnings.catch_warnings():  # MXNet warns about the graph's constant anchors
         warnings.simplefilter("ignore")
         block = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"],
                                              prefix + "-0000.params", ctx=ctx)
-    return ExportedModel(block, meta["classes"], meta["short"], meta["max_size"])
+    return ExportedModel(block, meta["classes"], meta["short"], meta["max_size"], int8=meta.get("int8", False))

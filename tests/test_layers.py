@@ -11,7 +11,7 @@ FLOORS = {
     "files": 0, "boxes": 0, "internals": 0, "store": 0, "ops": 0, "errors": 0, "onnx_ops": 0, "masks": 0, "version": 0,
     "data": 1, "modeling": 1,
     "model_zoo": 2,
-    "inference": 3, "predict": 3, "export": 3, "onnx_export": 3, "viz": 3,
+    "inference": 3, "predict": 3, "export": 3, "onnx_export": 3, "viz": 3, "quantization": 3,
     "engine": 4,
     "benchmarks": 5,
 }

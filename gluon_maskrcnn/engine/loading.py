@@ -1,4 +1,5 @@
 """Load a model for evaluation or demo: a zoo name, optionally with a checkpoint or .params."""
+import os
 from types import SimpleNamespace
 
 from ..model_zoo import CUSTOM, PRESETS, get_model
@@ -38,12 +39,13 @@ def checkpoint_model(args):
 
 def load_model(model, params=None, ctx=None, **overrides):
     """``model``: a zoo name, a training checkpoint prefix (``runs/x-best``) whose JSON names the
-    network and classes, or an exported ``.onnx`` file (run by ONNX Runtime; inference only).
+    network and classes, an exported model's prefix (``export_model``'s files, int8 included) or
+    an exported ``.onnx`` file (run by ONNX Runtime); the last two are for inference only.
     ``params``: a .params file for a zoo name (or True)."""
-    if model.endswith(".onnx"):
+    if model.endswith(".onnx") or os.path.isfile(model + "-meta.json"):
         from ..export import load_exported
 
-        return load_exported(model)
+        return load_exported(model, ctx)
     args = checkpoint_args(model)
     if args is not None:
         name, saved = checkpoint_model(args)

@@ -1,0 +1,113 @@
+"""INT8 inference: R18 zoo models quantize, export, load back and predict like their float32
+network; the four bad inputs are one-line errors naming what is at fault."""
+import json
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import gluon_maskrcnn as gm
+from gluon_maskrcnn.benchmarks.onnx_equality import calibrated_network
+from gluon_maskrcnn.data.coco import DataError
+from gluon_maskrcnn.quantization import QuantizationError, is_quantized, quantize
+
+SIZE = (192, 256)
+
+
+def _images(count, seed=0):
+    """Calibration images: uint8 RGB noise with a bright rectangle each."""
+    rng = np.random.RandomState(seed)
+    images = []
+    for _ in range(count):
+        image = rng.randint(0, 120, (SIZE[0], SIZE[1], 3)).astype(np.uint8)
+        y, x = rng.randint(0, SIZE[0] // 2), rng.randint(0, SIZE[1] // 2)
+        image[y:y + 60, x:x + 80] = rng.randint(150, 255, 3)
+        images.append(image)
+    return images
+
+
+@pytest.fixture(scope="module", params=["mask_rcnn_fpn_resnet18_v1b_coco", "mask_rcnn_resnet18_v1b_coco"])
+def pair(request, tmp_path_factory):
+    """(float32 network, its int8 copy, the int8 export's prefix) of an R18 zoo model with random
+    weights and BatchNorm statistics calibrated on an image (as the ONNX comparison does)."""
+    from gluon_maskrcnn.data.transforms import ValTransform
+
+    x = mx.nd.array(ValTransform(*SIZE)(_images(1, seed=5)[0])[0][None])  # (1, 3, H, W)
+    net = calibrated_network(request.param, x)
+    net.short, net.max_size = SIZE  # predict and calibrate at this size
+    qnet = quantize(net, _images(4), num_calib=4)
+    prefix = str(tmp_path_factory.mktemp("int8") / "model")
+    gm.export_model(qnet, prefix)
+    return net, qnet, prefix
+
+
+def test_the_int8_graph_runs_convolutions_in_int8_and_keeps_the_float_operators(pair):
+    _, qnet, prefix = pair
+    assert is_quantized(qnet)
+    nodes = json.load(open(prefix + "-symbol.json"))["nodes"]
+    convs = [n for n in nodes if n["op"] == "_sg_mkldnn_conv"]
+    quantized = [n for n in convs if n.get("attrs", {}).get("quantized") == "true"]
+    assert len(quantized) >= 0.9 * len(convs) > 10  # every convolution of the backbone and heads
+    ops = {n["op"] for n in nodes}
+    assert {"_contrib_ROIAlign", "_contrib_box_nms", "_contrib_box_decode"} <= ops  # float32
+    assert json.load(open(prefix + "-meta.json"))["int8"] is True
+
+
+def test_the_int8_export_loads_and_predicts_like_the_float_network(pair):
+    net, qnet, prefix = pair
+    loaded = gm.load_exported(prefix)
+    assert loaded.int8 and loaded.classes == list(net.classes)
+    image = _images(1, seed=9)[0]
+    float_result, int8_result = (gm.predict(m, [image], score_thresh=0.0)[0] for m in (net, loaded))
+    assert int8_result["masks"].shape[1:] == image.shape[:2]
+    # the best float32 detection is among the int8 model's first five, with its class and box
+    best = float_result["boxes"][0]
+    candidates = [k for k in range(5) if int8_result["labels"][k] == float_result["labels"][0]]
+    ious = [_iou(best, int8_result["boxes"][k]) for k in candidates]
+    assert ious and max(ious) >= 0.9, (float_result["labels"][:5], int8_result["labels"][:5])
+
+
+def _iou(a, b):
+    """IoU of two xyxy boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union
+
+
+def test_quantize_refuses_an_empty_calibration_set():
+    net = gm.get_model("mask_rcnn_fpn_resnet18_v1b_coco", pretrained_base=False)
+    with pytest.raises(QuantizationError, match="no calibration images"):
+        quantize(net, [])
+
+
+def test_quantize_refuses_a_network_already_quantized(pair):
+    _, qnet, _ = pair
+    with pytest.raises(QuantizationError, match="already quantized"):
+        quantize(qnet, _images(1))
+
+
+class _NetOn:
+    """A stand-in network whose parameters live on ``ctx`` (no GPU needed to name one)."""
+
+    short, max_size = SIZE
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def collect_params(self):
+        param = mx.gluon.Parameter("w", shape=(1,))
+        param.list_ctx = lambda: [self.ctx]
+        return {"w": param}
+
+
+def test_quantize_refuses_a_gpu_network_naming_the_device():
+    with pytest.raises(QuantizationError, match=r"runs on the CPU \(oneDNN\); the network is on gpu\(0\)"):
+        quantize(_NetOn(mx.gpu(0)), _images(1))
+
+
+def test_an_unreadable_calibration_image_is_named(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DataError, match="broken.jpg"):
+        quantize(_NetOn(mx.cpu()), [str(bad)])
