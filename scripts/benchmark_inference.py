@@ -23,6 +23,9 @@ def build_parser():
     parser.add_argument("--variants", nargs="+", default=["gluoncv", "gluoncv100", "ours"])
     parser.add_argument("--onnx", action="store_true",
                         help="also time our graph exported to ONNX and run by ONNX Runtime (pip install .[onnx])")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time our network quantized to int8 (CPU, oneDNN); the CPU's int8 "
+                             "instruction set is printed beside the figures")
     add_torchvision_arguments(parser)
     add_json_argument(parser)
     return parser
@@ -30,8 +33,9 @@ def build_parser():
 
 def main():
     args = build_parser().parse_args()
-    if args.onnx and "onnx" not in args.variants:
-        args.variants.append("onnx")
+    for flag in ("onnx", "int8"):
+        if getattr(args, flag) and flag not in args.variants:
+            args.variants.append(flag)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
     rows = run_inference_benchmark(args.models, sizes, args.warmup, args.runs, args.variants,
                                    torch_python=torch_python(args))

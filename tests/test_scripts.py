@@ -168,3 +168,26 @@ def test_launch_runs_two_dist_sync_workers(trained, tmp_path):
 def test_check_dist_consistency_counts_identical_runs(tmp_path):
     out = _run("check_dist_consistency.py", "-n", "1", "--workdir", str(tmp_path))
     assert "1 of 1 runs ended with identical parameters on all 2 workers" in out
+
+
+def test_quantize_script_writes_an_int8_model_that_eval_and_demo_take(trained, tmp_path):
+    """The tiny checkpoint (one epoch on four 96x128 images), calibrated on its 4 training
+    images, scored on its 2 val images. Its AP is small, and on two images one detection more or
+    less moves AP by up to about 0.1, so the bound is 0.1: a broken int8 graph (wrong ranges,
+    float outputs cast wrongly) is far outside it, at AP 0 with no detection reproduced."""
+    root, prefix, _ = trained
+    out = str(tmp_path / "int8" / "model")
+    printed = _run("quantize_mask_rcnn.py", "--model", prefix + "-best", "--dataset-root", root, "--split", "train",
+                   "--num-calib", "4", "--out", out, "--eval-split", "val")
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in printed.splitlines()
+            if line.split()[:1] in (["fp32"], ["int8"]) and len(line.split()) == 4}
+    assert abs(rows["int8"][0] - rows["fp32"][0]) <= 0.1 and abs(rows["int8"][1] - rows["fp32"][1]) <= 0.1, printed
+    assert "calibrated on 4 images of train (naive)" in printed and "int8 reproduces" in printed
+    assert json.load(open(out + "-meta.json"))["int8"] is True
+    evaluated = _run("eval_mask_rcnn.py", "--model", out, "--dataset-root", root, "--split", "val",
+                     "--results", str(tmp_path / "results.json"), "--num-workers", "0")
+    segm = [line.split() for line in evaluated.splitlines() if line.startswith("segm")][0]
+    assert float(segm[1]) == pytest.approx(rows["int8"][0], abs=5e-4)  # the same model, the same AP
+    image = os.path.join(root, "val", "001000.jpg")
+    drawn = _run("demo_mask_rcnn.py", "--model", out, "--images", image, "--out", str(tmp_path / "demo"))
+    assert "001000.jpg:" in drawn and os.path.exists(str(tmp_path / "demo" / "001000.png"))

@@ -2,8 +2,9 @@
 measurement so that each peak RSS is its own. Used by ``scripts/benchmark_inference.py``.
 
 Variants: ``gluoncv`` (hybridized, its presets' 1000 detections), ``gluoncv100`` (100, as
-ours), ``ours`` (hybridized, static shapes) and ``onnx`` (our graph exported to ONNX, run by
-ONNX Runtime on the CPU with ``OMP_NUM_THREADS`` threads).
+ours), ``ours`` (hybridized, static shapes), ``onnx`` (our graph exported to ONNX, run by
+ONNX Runtime on the CPU with ``OMP_NUM_THREADS`` threads) and ``int8`` (ours quantized by
+:func:`gluon_maskrcnn.quantization.quantize`, calibrated on two images of the input's size).
 """
 import json
 import os
@@ -51,6 +52,14 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
 
         export_onnx(gm.get_model(name, pretrained=params, pretrained_base=False), _onnx_path(params), (height, width))
         return
+    elif kind == "int8":  # ours in int8, calibrated on two images of this size (speed, not accuracy)
+        import gluon_maskrcnn as gm
+        from gluon_maskrcnn.quantization import quantize
+
+        fp32 = gm.get_model(name, pretrained=params, pretrained_base=False)
+        fp32.short, fp32.max_size = min(height, width), max(height, width)  # calibrate at this size
+        rng = np.random.RandomState(3)
+        net = quantize(fp32, [rng.randint(0, 255, (height, width, 3)).astype(np.uint8) for _ in range(2)])
     elif kind == "onnx":  # ONNX Runtime on the CPU, as many threads as MXNet gets
         from gluon_maskrcnn.onnx_export import OnnxModel
 
@@ -122,9 +131,12 @@ def run_inference_benchmark(names, sizes, warmup=2, runs=3, variants=("gluoncv",
     FPN R50 beside ours when ``torch_python`` (a Python with torchvision) is given."""
     from gluon_maskrcnn.benchmarks import parity
 
+    from .report import int8_instruction_set
+
     folder = tempfile.mkdtemp(prefix="bench-")
     rows = []
-    print("OMP_NUM_THREADS=%s, warm-up %d, median of %d" % (os.environ.get("OMP_NUM_THREADS"), warmup, runs))
+    print("OMP_NUM_THREADS=%s, warm-up %d, median of %d; int8 instructions: %s"
+          % (os.environ.get("OMP_NUM_THREADS"), warmup, runs, int8_instruction_set()))
     for name in names:
         params = os.path.join(folder, name + ".params")
         parity.gluoncv_model(name, seed=0).save_parameters(params)
