@@ -127,3 +127,38 @@ ax.imshow(draw_instances(image, from_file["boxes"], from_file["labels"], from_fi
                          from_file["masks"], runtime.classes))
 ax.set_title("predicted by ONNX Runtime")
 ax.axis("off")
+
+# %%
+# INT8 on the CPU
+# ---------------
+# :func:`~gluon_maskrcnn.quantization.quantize` calibrates the network on your own images
+# (here the first 32 training images, resized as inference resizes them) and returns an int8
+# model: oneDNN's int8 kernels run the convolutions and fully-connected layers, and box
+# decoding, NMS, ROIAlign and the operators listed in
+# :data:`~gluon_maskrcnn.quantization.FLOAT32_OPERATORS` stay in float32. It exports and loads
+# like any model. From the command line::
+#
+#     python scripts/quantize_mask_rcnn.py --model runs/mask_rcnn-best --dataset-root data/synthetic \
+#         --split train --num-calib 32 --out exported/mask_rcnn_int8 --eval-split val
+#
+# The speed-up needs a network of real size: at this page's 128 pixels the int8 graph's
+# conversions cost as much as they save; see the benchmarks page for ResNet-50 at 800x1216.
+from gluon_maskrcnn.benchmarks.report import int8_instruction_set
+from gluon_maskrcnn.engine.int8 import compare_on_split, format_comparison
+from gluon_maskrcnn.quantization import quantize
+
+train = COCOInstances(run["args"].dataset_root, "train")
+int8_net = quantize(net, train, num_calib=32)
+int8_prefix = os.path.join("runs", "exported", "mask_rcnn_int8")
+export_model(int8_net, int8_prefix)
+int8_loaded = load_exported(int8_prefix)
+report = compare_on_split({"fp32": net, "int8": int8_loaded}, val)
+print("CPU int8 instructions: %s" % int8_instruction_set())
+print(format_comparison(report))
+
+int8_result = gm.predict(int8_loaded, [image], score_thresh=0.7)[0]
+fig, ax = plt.subplots(figsize=(5, 4))
+ax.imshow(draw_instances(image, int8_result["boxes"], int8_result["labels"], int8_result["scores"],
+                         int8_result["masks"], int8_loaded.classes))
+ax.set_title("predicted by the int8 model")
+ax.axis("off")
