@@ -14,10 +14,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FILES = {"inference": "inference.json", "train": "train.json", "data": "data.json",
+FILES = {"inference": "inference.json", "int8": "int8.json", "train": "train.json", "data": "data.json",
          "coco_scale": "coco_scale.json", "coco_eval": "coco_eval.json"}
 COMMANDS = {
     "inference": "OMP_NUM_THREADS=2 python scripts/benchmark_inference.py --onnx --json docs/benchmarks/inference.json",
+    "int8": "OMP_NUM_THREADS=2 python scripts/benchmark_inference.py --variants ours --int8 --json docs/benchmarks/int8.json",
     "train": "OMP_NUM_THREADS=2 python scripts/benchmark_train.py --json docs/benchmarks/train.json",
     "data": "OMP_NUM_THREADS=2 python scripts/benchmark_data.py --json docs/benchmarks/data.json",
     "coco_scale": "python scripts/benchmark_data.py --coco-scale --root /tmp/coco-scale --json docs/benchmarks/coco_scale.json",
@@ -97,6 +98,26 @@ def inference_section(record, out_dir):
             "The last column is the share of imperative GluonCV's top 100 detections that ours "
             "reproduces (same class, box IoU, score)." % (record["settings"]["warmup"], record["settings"]["runs"]))
     return "## Inference\n\n%s\n\n![inference](_generated/%s)\n\n%s\n" % (text, image, table)
+
+
+def int8_section(record, out_dir):
+    rows = record["results"]
+    by = {(short_name(r["model"]), r["size"], r["impl"]): r for r in rows}
+    groups = list(dict.fromkeys((short_name(r["model"]), r["size"]) for r in rows))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    _grouped_bars(ax, groups, ["ours", "int8"], lambda g, impl: (by.get(g + (impl,)) or {}).get("seconds"),
+                  "seconds per image (median)")
+    ax.legend(fontsize=8)
+    image = _save(fig, out_dir, "int8.png")
+    table = _table(["model", "input", "float32", "int8", "int8 vs float32", "peak RSS float32 / int8"],
+                   [[g[0], g[1], "%.2f s" % by[g + ("ours",)]["seconds"], "%.2f s" % by[g + ("int8",)]["seconds"],
+                     "%.2fx" % (by[g + ("ours",)]["seconds"] / by[g + ("int8",)]["seconds"]),
+                     "%.1f / %.1f GB" % (by[g + ("ours",)]["peak_rss_gb"], by[g + ("int8",)]["peak_rss_gb"])]
+                    for g in groups if g + ("int8",) in by and g + ("ours",) in by])
+    text = ("Our network in float32 and quantized to int8 (calibrated on two images of the input's size; "
+            "random weights, so only the speed is meant), the same process protocol as above. The CPU's "
+            "int8 instructions: **%s**." % record["machine"]["int8"])
+    return "## INT8 inference\n\n%s\n\n![int8](_generated/%s)\n\n%s\n" % (text, image, table)
 
 
 def train_section(record, out_dir):
@@ -220,7 +241,7 @@ def coco_eval_section(record, out_dir):
         text, image, "\n".join("- " + line for line in lines))
 
 
-SECTIONS = (("inference", inference_section), ("train", train_section), ("data", data_section),
+SECTIONS = (("inference", inference_section), ("int8", int8_section), ("train", train_section), ("data", data_section),
             ("coco_scale", coco_scale_section), ("coco_eval", coco_eval_section))
 
 
