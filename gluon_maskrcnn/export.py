@@ -28,7 +28,7 @@ def export_model(net, prefix, size=(800, 1333), format="mxnet"):
     ``format="onnx"`` writes one file, ``prefix.onnx``, instead (see
     :mod:`gluon_maskrcnn.onnx_export`): the same graph, class names and resize settings.
 
-    ``net`` may also be an :class:`ExportedModel`, such as the int8 network of
+    ``net`` may also be an :class:`~gluon_maskrcnn.export.ExportedModel`, such as the int8 network of
     :func:`gluon_maskrcnn.quantization.quantize`: its graph is written as it is, and the meta
     file records ``int8``.
     """

@@ -95,7 +95,7 @@ def quantize(net, calib_images, calib_mode="naive", num_calib=None, float32_oper
 
     Parameters
     ----------
-    net : MaskRCNN or ExportedModel
+    net : gluon_maskrcnn.modeling.mask_rcnn.MaskRCNN or gluon_maskrcnn.export.ExportedModel
         A float32 network (on the CPU) or an exported float32 model.
     calib_images : list of str or list of numpy.ndarray or dataset
         Calibration images: paths, H x W x 3 uint8 RGB arrays, or a dataset such as
@@ -115,7 +115,7 @@ def quantize(net, calib_images, calib_mode="naive", num_calib=None, float32_oper
 
     Returns
     -------
-    ExportedModel
+    gluon_maskrcnn.export.ExportedModel
         Called like ``net``: ``(ids, scores, bboxes, masks)``; ``int8`` is True.
     """
     from mxnet.contrib.quantization import quantize_net_v2

@@ -195,7 +195,7 @@ def coco_scale_section(record, out_dir):
             ax.plot([row["seconds"]] * 2, [row["peak_rss_mb"], memory], ":", color=COLORS["ours"])
     ax.set_xlabel("seconds to load COCO train's annotations")
     ax.set_ylabel("peak RSS of the loading process (MB)")
-    ax.set_xlim(left=0)
+    ax.set_xlim(0, 1.4 * max(row["seconds"] for row in loaders))  # room for the labels
     ax.set_ylim(bottom=0)
     image = _save(fig, out_dir, "coco_scale.png")
     table = _table(["loader", "load", "peak RSS of the loading process", "and of its child"],

@@ -25,7 +25,7 @@ class MaskTargetGenerator(gluon.HybridBlock):
 
     @property
     def mask_size(self):
-        """(MS, MS): the targets' resolution."""
+        """The targets' resolution, (MS, MS)."""
         return self._mask_size
 
     def hybrid_forward(self, F, rois, gt_masks, matches, cls_targets):
