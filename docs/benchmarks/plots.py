@@ -115,7 +115,8 @@ def int8_section(record, out_dir):
                      "%.1f / %.1f GB" % (by[g + ("ours",)]["peak_rss_gb"], by[g + ("int8",)]["peak_rss_gb"])]
                     for g in groups if g + ("int8",) in by and g + ("ours",) in by])
     text = ("Our network in float32 and quantized to int8 (calibrated on two images of the input's size; "
-            "random weights, so only the speed is meant), the same process protocol as above. The CPU's "
+            "random weights, so only the speed is meant), the same process protocol as above; the int8 "
+            "process's peak memory includes the quantization and calibration it ran first. The CPU's "
             "int8 instructions: **%s**." % record["machine"]["int8"])
     return "## INT8 inference\n\n%s\n\n![int8](_generated/%s)\n\n%s\n" % (text, image, table)
 
