@@ -13,6 +13,7 @@ import mxnet as mx
 
 from .errors import UserError
 from .files import atomic_write
+from .inference import network_context
 from .modeling.warmup import forward_once
 
 __all__ = ["export_model", "load_exported", "ExportedModel"]
@@ -58,11 +59,6 @@ def _write_meta(prefix, meta):
     atomic_write(prefix + "-meta.json", write)
 
 
-def _first_context(block):
-    params = list(block.collect_params().values())
-    return params[0].list_ctx()[0] if params else mx.cpu()
-
-
 def _export_graph(model, prefix, format):
     """Write an already exported (or quantized) graph again, with its meta file."""
     if format != "mxnet":
@@ -70,7 +66,7 @@ def _export_graph(model, prefix, format):
                         % ("an int8 network" if model.int8 else "an exported model", format))
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     # a block writes the parameters of the cached graph it has run: run it once
-    model(mx.nd.zeros((1, 3, 128, 128), ctx=_first_context(model)))
+    model(mx.nd.zeros((1, 3, 128, 128), ctx=network_context(model)))
     model.graph.export(prefix)
     _write_meta(prefix, dict(classes=model.classes, short=model.short, max_size=model.max_size,
                              outputs=["ids", "scores", "bboxes", "masks"], int8=model.int8))

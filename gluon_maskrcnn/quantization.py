@@ -18,6 +18,7 @@ from .data.coco import read_image
 from .data.transforms import ValTransform
 from .errors import UserError
 from .export import ExportedModel, export_model, load_exported
+from .inference import network_context
 
 __all__ = ["quantize", "FLOAT32_OPERATORS", "CALIB_MODES", "QuantizationError", "is_quantized"]
 
@@ -46,12 +47,6 @@ class QuantizationError(UserError):
 def is_quantized(net):
     """Whether ``net`` is an int8 network made by :func:`quantize` (or loaded from its export)."""
     return bool(getattr(net, "int8", False))
-
-
-def _network_device(net):
-    params = list(net.collect_params().values())
-    contexts = params[0].list_ctx() if params else [mx.cpu()]
-    return contexts[0]
 
 
 def _calibration_arrays(images, short, max_size):
@@ -122,7 +117,7 @@ def quantize(net, calib_images, calib_mode="naive", num_calib=None, float32_oper
 
     if is_quantized(net):
         raise QuantizationError("this network is already quantized (int8); quantize the float32 network")
-    device = _network_device(net)
+    device = network_context(net)
     if device.device_type != "cpu":
         raise QuantizationError("int8 inference runs on the CPU (oneDNN); the network is on %s: move it "
                                 "with net.collect_params().reset_ctx(mx.cpu())" % device)

@@ -6,6 +6,7 @@ import time
 import mxnet as mx
 import numpy as np
 
+from ..boxes import box_iou
 from ..data.coco import COCOInstances
 from ..export import export_model
 from ..quantization import quantize
@@ -15,14 +16,10 @@ from .loading import load_model
 __all__ = ["quantize_command", "detection_agreement", "compare_on_split"]
 
 
-def _iou(box, boxes):
-    """IoU of one xywh box with (N, 4) xywh boxes."""
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[0] + box[2], boxes[:, 0] + boxes[:, 2])
-    y2 = np.minimum(box[1] + box[3], boxes[:, 1] + boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    return inter / np.maximum(box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter, 1e-12)
+def _corners(xywh):
+    """(N, 4) COCO xywh boxes -> (N, 4) corners."""
+    boxes = np.asarray(xywh, np.float64).reshape(-1, 4)  # (N, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
 
 
 def detection_agreement(reference, candidate, min_score=0.5, min_iou=0.9):
@@ -39,7 +36,7 @@ def detection_agreement(reference, candidate, min_score=0.5, min_iou=0.9):
             continue
         counted += 1
         boxes = by_key.get((det["image_id"], det["category_id"]))
-        if boxes and (_iou(np.asarray(det["bbox"], np.float64), np.asarray(boxes, np.float64)) >= min_iou).any():
+        if boxes and (box_iou(_corners(det["bbox"]), _corners(boxes)) >= min_iou).any():
             reproduced += 1
     return reproduced, counted
 
