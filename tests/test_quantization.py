@@ -8,6 +8,7 @@ import pytest
 
 import gluon_maskrcnn as gm
 from gluon_maskrcnn.benchmarks.onnx_equality import calibrated_network
+from gluon_maskrcnn.boxes import box_iou
 from gluon_maskrcnn.data.coco import DataError
 from gluon_maskrcnn.quantization import QuantizationError, is_quantized, quantize
 
@@ -63,16 +64,8 @@ def test_the_int8_export_loads_and_predicts_like_the_float_network(pair):
     # the best float32 detection is among the int8 model's first five, with its class and box
     best = float_result["boxes"][0]
     candidates = [k for k in range(5) if int8_result["labels"][k] == float_result["labels"][0]]
-    ious = [_iou(best, int8_result["boxes"][k]) for k in candidates]
+    ious = [box_iou(best[None], int8_result["boxes"][k][None])[0, 0] for k in candidates]
     assert ious and max(ious) >= 0.9, (float_result["labels"][:5], int8_result["labels"][:5])
-
-
-def _iou(a, b):
-    """IoU of two xyxy boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union
 
 
 def test_quantize_refuses_an_empty_calibration_set():
@@ -111,3 +104,23 @@ def test_an_unreadable_calibration_image_is_named(tmp_path):
     bad.write_bytes(b"not an image")
     with pytest.raises(DataError, match="broken.jpg"):
         quantize(_NetOn(mx.cpu()), [str(bad)])
+
+
+def test_an_int8_model_exports_as_symbol_files_only_and_loads_on_the_cpu_only(pair, tmp_path):
+    from gluon_maskrcnn.errors import UserError
+
+    _, qnet, prefix = pair
+    with pytest.raises(UserError, match="an int8 network exports as MXNet symbol files only .*not 'onnx'"):
+        gm.export_model(qnet, str(tmp_path / "model"), format="onnx")
+    with pytest.raises(UserError, match=r"%s is an int8 model, which runs on the CPU \(oneDNN\) only, not on gpu\(0\)"
+                       % prefix):
+        gm.load_exported(prefix, ctx=mx.gpu(0))
+
+
+def test_a_network_on_another_cpu_context_quantizes():
+    """A network whose parameters live on cpu(1), not MXNet's default context."""
+    net = gm.get_model("mask_rcnn_fpn_resnet18_v1b_coco", pretrained_base=False, ctx=mx.cpu(1))
+    net.short, net.max_size = SIZE
+    qnet = quantize(net, _images(1))
+    ids, scores, bboxes, masks = qnet(mx.nd.zeros((1, 3) + SIZE))
+    assert ids.shape == (1, 100, 1) and masks.shape[:2] == (1, 100)
