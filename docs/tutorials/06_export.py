@@ -32,6 +32,14 @@ from gluon_maskrcnn.engine.cached import docs_model
 from gluon_maskrcnn.export import export_model, load_exported
 from gluon_maskrcnn.viz import draw_instances
 
+
+def show(image, result, classes, title):
+    """Draw one image's predictions (``gm.predict``'s dict) in a figure of its own."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.imshow(draw_instances(image, result["boxes"], result["labels"], result["scores"], result["masks"], classes))
+    ax.set_title(title)
+    ax.axis("off")
+
 # %%
 # A trained model
 # ---------------
@@ -85,11 +93,7 @@ print("detections: exported %d, original %d; same labels: %s"
       % (len(result["labels"]), len(reference["labels"]),
          np.array_equal(result["labels"], reference["labels"])))
 
-fig, ax = plt.subplots(figsize=(5, 4))
-ax.imshow(draw_instances(image, result["boxes"], result["labels"], result["scores"],
-                         result["masks"], model.classes))
-ax.set_title("predicted by the exported files")
-ax.axis("off")
+show(image, result, model.classes, "predicted by the exported files")
 
 # %%
 # ONNX
@@ -122,11 +126,7 @@ if same_labels:
           % ((everything["masks"] != everything_mxnet["masks"]).sum(), everything_mxnet["masks"].size))
 from_file = gm.predict(onnx_path, [image], score_thresh=0.7)[0]
 
-fig, ax = plt.subplots(figsize=(5, 4))
-ax.imshow(draw_instances(image, from_file["boxes"], from_file["labels"], from_file["scores"],
-                         from_file["masks"], runtime.classes))
-ax.set_title("predicted by ONNX Runtime")
-ax.axis("off")
+show(image, from_file, runtime.classes, "predicted by ONNX Runtime")
 
 # %%
 # INT8 on the CPU
@@ -157,8 +157,4 @@ print("CPU int8 instructions: %s" % int8_instruction_set())
 print(format_comparison(report))
 
 int8_result = gm.predict(int8_loaded, [image], score_thresh=0.7)[0]
-fig, ax = plt.subplots(figsize=(5, 4))
-ax.imshow(draw_instances(image, int8_result["boxes"], int8_result["labels"], int8_result["scores"],
-                         int8_result["masks"], int8_loaded.classes))
-ax.set_title("predicted by the int8 model")
-ax.axis("off")
+show(image, int8_result, int8_loaded.classes, "predicted by the int8 model")
