@@ -19,12 +19,15 @@ from .modeling.warmup import forward_once
 __all__ = ["export_model", "load_exported", "ExportedModel"]
 
 
-def export_model(net, prefix, size=(800, 1333), format="mxnet"):
+def export_model(net, prefix, size=(800, 1333), format="mxnet", portable=True):
     """Hybridize ``net``, trace it on a ``(1, 3, *size)`` input and write the three files.
 
-    Returns the file names. The graph is not tied to ``size``: it runs on any input size, and
-    it is made of MXNet's own operators only (``net.fast_ops`` is off while tracing), so it
-    runs wherever MXNet does.
+    Returns the file names. The graph is not tied to ``size``: it runs on any input size. With
+    ``portable`` (the default) it is made of MXNet's own operators only (``net.fast_ops`` is off
+    while tracing), so it runs wherever MXNet does. ``portable=False`` keeps
+    :mod:`gluon_maskrcnn.ops`'s faster CPU operators for ROIAlign and the proposal NMS when
+    they are built (the meta file then says ``extension_ops``): the export runs on the CPU, and
+    loads where gluon_maskrcnn is installed (:func:`load_exported` loads the operators).
 
     ``format="onnx"`` writes one file, ``prefix.onnx``, instead (see
     :mod:`gluon_maskrcnn.onnx_export`): the same graph, class names and resize settings.
@@ -38,16 +41,28 @@ def export_model(net, prefix, size=(800, 1333), format="mxnet"):
     if format == "onnx":
         from .onnx_export import export_onnx
 
+        if not portable:
+            raise UserError("an ONNX graph is made of standard operators only: portable=False "
+                            "applies to format='mxnet'")
         return [export_onnx(net, prefix + ".onnx", size)]
     if format != "mxnet":
         raise UserError("unknown export format %r: use 'mxnet' or 'onnx'" % (format,))
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    with net.portable_ops():
+    if portable:
+        with net.portable_ops():
+            net.hybridize(static_alloc=True)
+            forward_once(net, size)
+            net.export(prefix)
+        extension_ops = False
+    else:  # traced on the network's context: the extension operators where they run
         net.hybridize(static_alloc=True)
         forward_once(net, size)
-        net.export(prefix)
-    _write_meta(prefix, dict(classes=list(net.classes), short=net.short, max_size=net.max_size,
-                             outputs=list(net.INFER_OUTPUTS)))
+        net.export(prefix, portable=False)
+        extension_ops = net.traced_with_extension_ops
+    meta = dict(classes=list(net.classes), short=net.short, max_size=net.max_size, outputs=list(net.INFER_OUTPUTS))
+    if extension_ops:
+        meta["extension_ops"] = True
+    _write_meta(prefix, meta)
     return [prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"]
 
 
@@ -68,8 +83,11 @@ def _export_graph(model, prefix, format):
     # a block writes the parameters of the cached graph it has run: run it once
     model(mx.nd.zeros((1, 3, 128, 128), ctx=network_context(model)))
     model.graph.export(prefix)
-    _write_meta(prefix, dict(classes=model.classes, short=model.short, max_size=model.max_size,
-                             outputs=["ids", "scores", "bboxes", "masks"], int8=model.int8))
+    meta = dict(classes=model.classes, short=model.short, max_size=model.max_size,
+                outputs=["ids", "scores", "bboxes", "masks"], int8=model.int8)
+    if model.extension_ops:
+        meta["extension_ops"] = True
+    _write_meta(prefix, meta)
     return [prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"]
 
 
@@ -78,14 +96,20 @@ class ExportedModel(mx.gluon.HybridBlock):
 
     ``model(x)`` with ``x`` (B, 3, H, W) returns ``(ids, scores, bboxes, masks)`` as the
     original network does; ``classes``, ``short`` and ``max_size`` are read from the meta file,
-    and ``int8`` says whether the graph is quantized (CPU only).
+    ``int8`` says whether the graph is quantized (CPU only), and ``extension_ops`` whether it
+    uses :mod:`gluon_maskrcnn.ops`'s CPU operators (CPU only).
     """
 
-    def __init__(self, block, classes, short, max_size, int8=False):
+    def __init__(self, block, classes, short, max_size, int8=False, extension_ops=False):
         super().__init__(prefix="exported_")
         self.graph = block
         self.classes, self.short, self.max_size = list(classes), short, max_size
         self.int8 = bool(int8)
+        self.extension_ops = bool(extension_ops)
+        if self.int8:
+            # buffers planned once per input shape: FPN R50 int8 at 800x1216 ran 2.66 s a
+            # call with MXNet's default graph settings, 2.26 s with these
+            block.hybridize(static_alloc=True, static_shape=True)
 
     def hybrid_forward(self, F, x):
         return self.graph(x)
@@ -108,8 +132,23 @@ def load_exported(prefix, ctx=None):
         meta = json.load(f)
     if meta.get("int8") and ctx.device_type != "cpu":
         raise UserError("%s is an int8 model, which runs on the CPU (oneDNN) only, not on %s" % (prefix, ctx))
+    if meta.get("extension_ops"):
+        _load_extension_ops(prefix, ctx)
     with warnings.catch_warnings():  # MXNet warns about the graph's constant anchors
         warnings.simplefilter("ignore")
         block = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"],
                                              prefix + "-0000.params", ctx=ctx)
-    return ExportedModel(block, meta["classes"], meta["short"], meta["max_size"], int8=meta.get("int8", False))
+    return ExportedModel(block, meta["classes"], meta["short"], meta["max_size"], int8=meta.get("int8", False),
+                         extension_ops=meta.get("extension_ops", False))
+
+
+def _load_extension_ops(prefix, ctx):
+    """Load :mod:`gluon_maskrcnn.ops` for an export that uses them; a UserError if they cannot run."""
+    from . import ops
+
+    if ctx.device_type != "cpu":
+        raise UserError("%s uses gluon_maskrcnn's CPU operators (exported with portable=False), which do not "
+                        "run on %s: export it with portable=True" % (prefix, ctx))
+    if not ops.load():
+        raise UserError("%s uses gluon_maskrcnn's CPU operators (exported with portable=False), which cannot "
+                        "be loaded here (%s): export it with portable=True" % (prefix, ops.unavailable_reason()))

@@ -28,6 +28,9 @@ def build_parser():
     p.add_argument("--calib-mode", default="naive", choices=CALIB_MODES)
     p.add_argument("--granularity", default="tensor-wise", choices=["tensor-wise", "channel-wise"],
                    help="one weight scale per layer or per output channel")
+    p.add_argument("--portable", action="store_true",
+                   help="MXNet's own operators only, so the export loads without gluon_maskrcnn (slower: by "
+                        "default ROIAlign and the proposal NMS run gluon_maskrcnn's CPU operators)")
     p.add_argument("--out", required=True, help="prefix of the int8 model's files")
     p.add_argument("--eval-split", default=None, help="also print float32 and int8 AP on this split")
     return p

@@ -8,6 +8,7 @@ import pytest
 
 import gluon_maskrcnn as gm
 from gluon_maskrcnn.benchmarks.onnx_equality import calibrated_network
+from gluon_maskrcnn import ops
 from gluon_maskrcnn.boxes import box_iou
 from gluon_maskrcnn.data.coco import DataError
 from gluon_maskrcnn.quantization import QuantizationError, is_quantized, quantize
@@ -27,6 +28,9 @@ def _images(count, seed=0):
     return images
 
 
+needs_ops = pytest.mark.skipif(not ops.load(), reason="no C++ compiler: extension operators not built")
+
+
 @pytest.fixture(scope="module", params=["mask_rcnn_fpn_resnet18_v1b_coco", "mask_rcnn_resnet18_v1b_coco"])
 def pair(request, tmp_path_factory):
     """(float32 network, its int8 copy, the int8 export's prefix) of an R18 zoo model with random
@@ -42,6 +46,7 @@ def pair(request, tmp_path_factory):
     return net, qnet, prefix
 
 
+@needs_ops
 def test_the_int8_graph_runs_convolutions_in_int8_and_keeps_the_float_operators(pair):
     _, qnet, prefix = pair
     assert is_quantized(qnet)
@@ -50,8 +55,25 @@ def test_the_int8_graph_runs_convolutions_in_int8_and_keeps_the_float_operators(
     quantized = [n for n in convs if n.get("attrs", {}).get("quantized") == "true"]
     assert len(quantized) >= 0.9 * len(convs) > 10  # every convolution of the backbone and heads
     ops = {n["op"] for n in nodes}
-    assert {"_contrib_ROIAlign", "_contrib_box_nms", "_contrib_box_decode"} <= ops  # float32
-    assert json.load(open(prefix + "-meta.json"))["int8"] is True
+    # float32: gluon_maskrcnn's CPU operators for ROIAlign and the proposal NMS (portable=False)
+    assert {"gm_multi_roi_align", "gm_proposal_nms", "_contrib_box_nms", "_contrib_box_decode"} <= ops
+    meta = json.load(open(prefix + "-meta.json"))
+    assert meta["int8"] is True and meta["extension_ops"] is True
+
+
+@needs_ops
+def test_a_portable_int8_graph_has_mxnet_operators_only_and_the_same_detections(pair):
+    """The extension operators compute what MXNet's do (ROIAlign bit for bit, the same NMS
+    rows), so calibration sees the same ranges and both int8 graphs detect the same."""
+    net, qnet, _ = pair
+    portable = quantize(net, _images(4), num_calib=4, portable=True)
+    assert not portable.extension_ops and qnet.extension_ops
+    outputs = mx.sym.Group(portable.graph(mx.sym.var("data")))
+    ops = {n["op"] for n in json.loads(outputs.tojson())["nodes"]}
+    assert "_contrib_ROIAlign" in ops and not any(op.startswith("gm_") for op in ops)
+    x = mx.nd.array(np.stack([_images(1, seed=9)[0].transpose(2, 0, 1)]).astype(np.float32) / 255)  # (1, 3, H, W)
+    for got, want in zip(portable(x), qnet(x)):
+        np.testing.assert_allclose(got.asnumpy(), want.asnumpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_the_int8_export_loads_and_predicts_like_the_float_network(pair):

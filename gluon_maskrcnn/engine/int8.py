@@ -76,7 +76,7 @@ def quantize_command(args):
     calibration = COCOInstances(args.dataset_root, args.split, skip_empty=False)
     start = time.perf_counter()
     qnet = quantize(net, calibration, calib_mode=args.calib_mode, num_calib=args.num_calib,
-                    granularity=args.granularity)
+                    granularity=args.granularity, portable=args.portable)
     print("calibrated on %d images of %s (%s) in %.1f s" % (min(args.num_calib, len(calibration)),
                                                            args.split, args.calib_mode, time.perf_counter() - start))
     for path in export_model(qnet, args.out):

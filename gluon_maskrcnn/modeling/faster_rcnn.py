@@ -223,9 +223,20 @@ class FasterRCNN(BoxROIHeads, gluon.HybridBlock):
         finally:
             self.fast_ops = saved
 
-    def export(self, path, epoch=0, remove_amp_cast=True):
-        """MXNet's export, of a graph made of MXNet's own operators (see ``fast_ops``), so that
-        it loads wherever MXNet does. Needs a hybridized block that has run once."""
+    @property
+    def traced_with_extension_ops(self):
+        """Whether the graph last traced uses :mod:`gluon_maskrcnn.ops` (see ``fast_ops``)."""
+        return bool(self.roi_pool.fast or self.rpn.fast)
+
+    def export(self, path, epoch=0, remove_amp_cast=True, portable=True):
+        """MXNet's export. Needs a hybridized block that has run once.
+
+        With ``portable`` (the default) the graph is made of MXNet's own operators (see
+        ``fast_ops``), so that it loads wherever MXNet does; otherwise it is the graph last
+        traced, with :mod:`gluon_maskrcnn.ops`'s operators if ``traced_with_extension_ops``.
+        """
+        if not portable:
+            return super().export(path, epoch, remove_amp_cast=remove_amp_cast)
         with self.portable_ops():
             if self.roi_pool.fast or self.rpn.fast:  # traced with the extension operators:
                 forward_once(self)  # re-trace (the graph fits any size)

@@ -34,7 +34,7 @@ import tempfile
 
 import mxnet as mx
 
-__all__ = ["load", "available", "rle_library"]
+__all__ = ["load", "available", "unavailable_reason", "rle_library"]
 
 _LOG = logging.getLogger(__name__)
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -120,11 +120,13 @@ def load():
         return _state["ok"]
     _state["ok"] = False
     if os.environ.get("GLUON_MASKRCNN_FAST_OPS", "1") == "0":
+        _state["why"] = "GLUON_MASKRCNN_FAST_OPS=0"
         return False
     # MXNet's library loader crashes in a process with horovod.mxnet (SIGFPE when loading after
     # it; loading before it corrupted the heap in a test run, so Horovod workers import it first)
     if "horovod.mxnet" in sys.modules:
-        _LOG.warning("gluon_maskrcnn CPU operators off: horovod.mxnet is loaded")
+        _state["why"] = "horovod.mxnet is loaded"
+        _LOG.warning("gluon_maskrcnn CPU operators off: %s", _state["why"])
         return False
     cxx = os.environ.get("CXX", "g++")
     target = _library_path(cxx)
@@ -136,6 +138,7 @@ def load():
             mx.library.load(target, verbose=False)
         _state["ok"] = True
     except (OSError, RuntimeError, mx.base.MXNetError) as err:
+        _state["why"] = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         _LOG.warning("gluon_maskrcnn CPU operators unavailable, using MXNet's slower "
                      "contrib ROIAlign and box_nms instead: %s", err)
     return _state["ok"]
@@ -162,6 +165,11 @@ def _operator_functions_kept():
             for attr, value in before.items():
                 if callable(value) and getattr(module, attr, None) is not value:
                     setattr(module, attr, value)
+
+
+def unavailable_reason():
+    """Why :func:`load` found the operators unusable (one line), or None if they load."""
+    return None if load() else _state.get("why", "unknown")
 
 
 def available(ctx):

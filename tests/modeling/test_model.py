@@ -177,6 +177,42 @@ def test_export_model_loads_back_and_predicts_at_any_size(tmp_path):
     np.testing.assert_array_equal(ours["labels"], theirs["labels"])
 
 
+@pytest.mark.skipif(not ops.load(), reason="no C++ compiler: extension operators not built")
+def test_a_non_portable_export_keeps_the_extension_ops_and_loads_them_in_a_fresh_process(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from gluon_maskrcnn.export import export_model
+
+    net, _ = tiny_model(True, short=64, max_size=96)
+    prefix = str(tmp_path / "m")
+    export_model(net, prefix, size=(64, 96), portable=False)
+    graph = open(prefix + "-symbol.json").read()
+    assert '"gm_multi_roi_align"' in graph and '"gm_proposal_nms"' in graph
+    assert json.load(open(prefix + "-meta.json"))["extension_ops"] is True
+    x = _image(5, (80, 112))
+    np.save(str(tmp_path / "x.npy"), x.asnumpy())
+    code = ("import sys, numpy as np, mxnet as mx, gluon_maskrcnn as gm\n"
+            "from gluon_maskrcnn.errors import UserError\n"
+            "try:\n    model = gm.load_exported(sys.argv[1])\n"
+            "except UserError as err:\n    sys.exit(str(err))\n"
+            "outputs = model(mx.nd.array(np.load(sys.argv[2])))\n"
+            "np.savez(sys.argv[3], *[o.asnumpy() for o in outputs])\n")
+    command = [sys.executable, "-c", code, prefix, str(tmp_path / "x.npy"), str(tmp_path / "out.npz")]
+    fresh = subprocess.run(command, capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stderr
+    loaded = np.load(str(tmp_path / "out.npz"))
+    for k, want in enumerate(net(x)):
+        np.testing.assert_allclose(loaded["arr_%d" % k], want.asnumpy(), rtol=1e-5, atol=1e-5)
+    off = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, GLUON_MASKRCNN_FAST_OPS="0"))
+    assert off.returncode == 1
+    assert ("%s uses gluon_maskrcnn's CPU operators (exported with portable=False), which cannot be loaded here "
+            "(GLUON_MASKRCNN_FAST_OPS=0): export it with portable=True" % prefix) in off.stderr
+    with pytest.raises(gm.errors.UserError, match="portable=False applies to format='mxnet'"):
+        export_model(net, prefix, format="onnx", portable=False)
+
+
 def test_reset_class_keeps_carried_weights():
     net, _ = tiny_model(True)
     old_cls = net.class_predictor.weight.data().asnumpy()
