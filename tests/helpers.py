@@ -46,3 +46,23 @@ def tiny_batch(cfg, boxes_per_image, size=(96, 128), seed=0):
         rpn.append(gen(gt_boxes[i, :len(objects)], h, w, rng=rng))
     rpn_cls, rpn_box, rpn_mask = (np.stack(t) for t in zip(*rpn))
     return [mx.nd.array(a) for a in (images, gt_boxes, gt_labels, gt_masks, rpn_cls, rpn_box, rpn_mask)]
+
+
+def write_published_params(name, folder):
+    """A parameter file of zoo model ``name``'s layout (random weights) in ``folder/models``,
+    named as the model store names GluonCV's published file. Returns (path, sha1); a test gives
+    the sha1 to the store (``store.sha1_table``) so that ``pretrained=True`` loads the file as it
+    would GluonCV's, offline."""
+    import os
+
+    from gluon_maskrcnn.store import sha1_of
+
+    net = gm.get_model(name, pretrained_base=False)
+    forward_once(net)
+    os.makedirs(os.path.join(folder, "models"), exist_ok=True)
+    tmp = os.path.join(folder, "models", "tmp.params")
+    net.save_parameters(tmp)
+    sha1 = sha1_of(tmp)
+    path = os.path.join(folder, "models", "%s-%s.params" % (name, sha1[:8]))
+    os.replace(tmp, path)
+    return path, sha1

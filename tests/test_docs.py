@@ -52,34 +52,18 @@ def test_every_readme_command_parses_with_its_scripts_parser():
         _parser_of(script).parse_args(argv)  # an unknown or malformed flag exits here
 
 
-def _write_published_file(name, folder):
-    """A parameter file of ``name``'s layout (random weights), named as the model store names
-    GluonCV's published one; returns its sha1."""
-    import gluon_maskrcnn as gm
-    from gluon_maskrcnn.modeling.warmup import forward_once
-    from gluon_maskrcnn.store import sha1_of
-
-    net = gm.get_model(name, pretrained_base=False)
-    forward_once(net)
-    tmp = os.path.join(folder, "tmp.params")
-    net.save_parameters(tmp)
-    sha1 = sha1_of(tmp)
-    os.makedirs(os.path.join(folder, "models"), exist_ok=True)
-    os.replace(tmp, os.path.join(folder, "models", "%s-%s.params" % (name, sha1[:8])))
-    return sha1
-
-
 def test_readme_quick_start_runs_as_written(tmp_path, monkeypatch, capsys):
     import cv2
 
     from gluon_maskrcnn import store
+    from helpers import write_published_params
 
     code = _readme().split("<!-- quick-start -->", 1)[1]
     code = _fenced_blocks(code, "python")[0]
     name = re.search(r'get_model\("(\w+)"', code).group(1)
     # the published file is not reachable offline: the test puts a file of the same layout in the
     # model store and gives the store its sha1, so pretrained=True loads it as it would GluonCV's
-    sha1 = _write_published_file(name, str(tmp_path))
+    _, sha1 = write_published_params(name, str(tmp_path))
     monkeypatch.setenv("MXNET_HOME", str(tmp_path))
     monkeypatch.setattr(store, "sha1_table", lambda: {name: sha1})
     monkeypatch.chdir(tmp_path)

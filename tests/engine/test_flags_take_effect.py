@@ -208,17 +208,11 @@ def test_transfer_coco_starts_from_the_coco_weights_of_the_shared_classes(tmp_pa
     import mxnet as mx
 
     from gluon_maskrcnn import store
-    from gluon_maskrcnn.modeling.warmup import forward_once
+    from gluon_maskrcnn.data.classes import COCO_CLASSES
+    from helpers import write_published_params
 
     name = "mask_rcnn_fpn_resnet18_v1b_coco"
-    coco = gm.get_model(name, pretrained_base=False)
-    forward_once(coco)
-    path = str(tmp_path / "coco.params")
-    coco.save_parameters(path)
-    sha1 = store.sha1_of(path)
-    (tmp_path / "models").mkdir()
-    published = tmp_path / "models" / ("%s-%s.params" % (name, sha1[:8]))
-    published.write_bytes(open(path, "rb").read())
+    path, sha1 = write_published_params(name, str(tmp_path))
     monkeypatch.setattr(store, "sha1_table", lambda: {name: sha1})
 
     net = gm.get_model(name, pretrained_base=False, classes=["dog", "person"], transfer="coco",
@@ -228,7 +222,7 @@ def test_transfer_coco_starts_from_the_coco_weights_of_the_shared_classes(tmp_pa
     key = next(k for k in saved if k.endswith("class_predictor.weight"))
     rows = saved[key].asnumpy()  # (1 + 80, F): background, then COCO's classes
     got = net.class_predictor.weight.data().asnumpy()
-    coco_index = {c: i + 1 for i, c in enumerate(coco.classes)}
+    coco_index = {c: i + 1 for i, c in enumerate(COCO_CLASSES)}
     for row, cls in enumerate(["dog", "person"], start=1):
         np.testing.assert_array_equal(got[row], rows[coco_index[cls]])
     with pytest.raises(UserError, match="transfer='voc': only 'coco' weights exist"):
