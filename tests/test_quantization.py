@@ -146,3 +146,20 @@ def test_a_network_on_another_cpu_context_quantizes():
     qnet = quantize(net, _images(1))
     ids, scores, bboxes, masks = qnet(mx.nd.zeros((1, 3) + SIZE))
     assert ids.shape == (1, 100, 1) and masks.shape[:2] == (1, 100)
+
+
+def test_reproduced_counts_same_class_boxes_above_the_iou_bar():
+    from gluon_maskrcnn.benchmarks.int8_agreement import reproduced
+
+    ids = np.array([[0], [1], [2], [-1]], np.float32)
+    scores = np.array([[0.9], [0.6], [0.3], [0.0]], np.float32)
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [0, 0, 5, 5], [0, 0, 0, 0]], np.float32)
+    reference = (ids, scores, boxes)
+    # row 0 found (IoU 0.81 fails, 1.0 passes); row 1 only with another class; row 2 found
+    candidate = (np.array([[0], [0], [2], [2]], np.float32), None,
+                 np.array([[0, 0, 9, 9], [0, 0, 10, 10], [20, 20, 40, 40], [0, 0, 5, 5]], np.float32))
+    assert reproduced(reference, candidate) == (2, 3)  # the padding row (-1) is not counted
+    assert reproduced(reference, candidate, min_score=0.5) == (1, 2)
+    assert reproduced(reference, candidate, min_iou=1.01) == (0, 3)
+    assert reproduced(reference, candidate, top=1) == (1, 1)
+    assert reproduced(reference, candidate, min_score=0.95) == (0, 0)
