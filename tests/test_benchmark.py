@@ -131,10 +131,10 @@ def test_a_worker_that_dies_is_reported_with_its_model_and_parameters(tmp_path):
     assert missing in message and "exited with code 1" in message
 
 
-def test_the_inference_benchmark_runs_ours_and_onnx_end_to_end(capsys):
+def test_the_inference_benchmark_runs_ours_onnx_and_int8_end_to_end(capsys):
     """scripts/benchmark_inference.py's whole path, small: every variant's subprocess runs, and
-    the rows carry times, memory and agreement with imperative GluonCV. About 40 s on 2 cores
-    (four processes), so it runs with GLUON_MASKRCNN_SLOW=1."""
+    the rows carry times, memory and agreement with imperative GluonCV. About a minute on 2
+    cores (six processes), so it runs with GLUON_MASKRCNN_SLOW=1."""
     import pytest
 
     if os.environ.get("GLUON_MASKRCNN_SLOW") != "1":
@@ -142,8 +142,8 @@ def test_the_inference_benchmark_runs_ours_and_onnx_end_to_end(capsys):
 
     pytest.importorskip("onnxruntime")
     rows = benchmark.run_inference_benchmark(["mask_rcnn_fpn_resnet18_v1b_coco"], [(128, 160)], warmup=0, runs=1,
-                                             variants=("ours", "onnx"))
-    assert [r["impl"] for r in rows] == ["ours", "onnx"]
+                                             variants=("ours", "onnx", "int8"))
+    assert [r["impl"] for r in rows] == ["ours", "onnx", "int8"]
     for row in rows:
         assert row["seconds"] > 0 and row["peak_rss_gb"] > 0 and 0.0 <= row["top100_vs_gluoncv_imperative"] <= 1.0
     assert rows[0]["speedup_of_ours"] == 1.0

@@ -18,7 +18,7 @@ FILES = {"inference": "inference.json", "int8": "int8.json", "train": "train.jso
          "coco_scale": "coco_scale.json", "coco_eval": "coco_eval.json"}
 COMMANDS = {
     "inference": "OMP_NUM_THREADS=2 python scripts/benchmark_inference.py --onnx --json docs/benchmarks/inference.json",
-    "int8": "OMP_NUM_THREADS=2 python scripts/benchmark_inference.py --variants ours --int8 --json docs/benchmarks/int8.json",
+    "int8": "OMP_NUM_THREADS=2 python scripts/benchmark_inference.py --variants gluoncv ours --int8 --no-torchvision --json docs/benchmarks/int8.json",
     "train": "OMP_NUM_THREADS=2 python scripts/benchmark_train.py --json docs/benchmarks/train.json",
     "data": "OMP_NUM_THREADS=2 python scripts/benchmark_data.py --json docs/benchmarks/data.json",
     "coco_scale": "python scripts/benchmark_data.py --coco-scale --root /tmp/coco-scale --json docs/benchmarks/coco_scale.json",

@@ -4,7 +4,8 @@ measurement so that each peak RSS is its own. Used by ``scripts/benchmark_infere
 Variants: ``gluoncv`` (hybridized, its presets' 1000 detections), ``gluoncv100`` (100, as
 ours), ``ours`` (hybridized, static shapes), ``onnx`` (our graph exported to ONNX, run by
 ONNX Runtime on the CPU with ``OMP_NUM_THREADS`` threads) and ``int8`` (ours quantized by
-:func:`gluon_maskrcnn.quantization.quantize`, calibrated on two images of the input's size).
+:func:`gluon_maskrcnn.quantization.quantize`, calibrated on two images of the input's size, then
+exported; the timed process loads the export, so its peak memory is inference's only).
 """
 import json
 import os
@@ -52,14 +53,20 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
 
         export_onnx(gm.get_model(name, pretrained=params, pretrained_base=False), _onnx_path(params), (height, width))
         return
-    elif kind == "int8":  # ours in int8, calibrated on two images of this size (speed, not accuracy)
-        import gluon_maskrcnn as gm
+    elif kind == "export_int8":  # ours quantized, calibrated on two images of this size (speed, not
+        import gluon_maskrcnn as gm  # accuracy), and exported, in its own process
         from gluon_maskrcnn.quantization import quantize
 
         fp32 = gm.get_model(name, pretrained=params, pretrained_base=False)
         fp32.short, fp32.max_size = min(height, width), max(height, width)  # calibrate at this size
         rng = np.random.RandomState(3)
-        net = quantize(fp32, [rng.randint(0, 255, (height, width, 3)).astype(np.uint8) for _ in range(2)])
+        qnet = quantize(fp32, [rng.randint(0, 255, (height, width, 3)).astype(np.uint8) for _ in range(2)])
+        gm.export_model(qnet, _int8_prefix(params, height, width))
+        return
+    elif kind == "int8":  # the int8 export loaded as a deployment loads it: this peak memory is inference's
+        from gluon_maskrcnn.export import load_exported
+
+        net = load_exported(_int8_prefix(params, height, width))
     elif kind == "onnx":  # ONNX Runtime on the CPU, as many threads as MXNet gets
         from gluon_maskrcnn.onnx_export import OnnxModel
 
@@ -85,6 +92,10 @@ def _worker(kind, name, height, width, params, out, warmup, runs):
 
 def _onnx_path(params):
     return params[:-len(".params")] + ".onnx"
+
+
+def _int8_prefix(params, height, width):
+    return params[:-len(".params")] + "-int8-%dx%d" % (height, width)
 
 
 def _spawn(kind, name, size, params, folder, warmup, runs):
@@ -144,6 +155,8 @@ def run_inference_benchmark(names, sizes, warmup=2, runs=3, variants=("gluoncv",
             reference = _spawn("reference", name, size, params, folder, warmup, runs)
             if "onnx" in variants:
                 _spawn("export_onnx", name, size, params, folder, warmup, runs)
+            if "int8" in variants:
+                _spawn("export_int8", name, size, params, folder, warmup, runs)
             results = {kind: _spawn(kind, name, size, params, folder, warmup, runs) for kind in variants}
             ours = results["ours"]
             keys = ("ids", "scores", "boxes", "masks")
