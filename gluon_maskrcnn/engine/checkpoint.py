@@ -32,7 +32,7 @@ from ..files import atomic_write
 from ..internals import optimizer_update_counts, set_optimizer_update_counts, trainer_updaters
 from ..version import VERSION
 
-__all__ = ["FORMAT", "check_format", "convert_pickled_checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_args", "verify_checkpoint", "CheckpointError",
+__all__ = ["FORMAT", "check_format", "convert_pickled_checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_args", "checkpoint_classes", "verify_checkpoint", "CheckpointError",
            "link_checkpoint", "iteration_checkpoint_name", "prune_checkpoints", "find_latest_checkpoint"]
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,13 @@ def checkpoint_args(prefix):
     if not isinstance(prefix, str) or not prefix or not os.path.exists(prefix + ".json"):
         return None
     return _read_state(prefix)["args"]
+
+
+def checkpoint_classes(prefix):
+    """The class names the training checkpoint ``prefix`` records, or None (checkpoints written
+    before they were recorded; their classes are read from the training dataset)."""
+    classes = _read_state(prefix).get("classes")
+    return list(classes) if classes else None
 
 
 def load_checkpoint(prefix, net, trainer=None, ctx=None, verified_state=None):

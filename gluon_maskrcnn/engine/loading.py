@@ -3,7 +3,7 @@ import os
 from types import SimpleNamespace
 
 from ..model_zoo import CUSTOM, PRESETS, get_model
-from .checkpoint import checkpoint_args
+from .checkpoint import checkpoint_args, checkpoint_classes
 from .custom_model import custom_model_overrides
 from .recipes import ARCHITECTURE_KEYS
 
@@ -51,9 +51,11 @@ def load_model(model, params=None, ctx=None, **overrides):
         name, saved = checkpoint_model(args)
         for key, value in saved.items():
             overrides.setdefault(key, value)
-        from ..data.coco import COCOInstances
+        classes = checkpoint_classes(model)
+        if classes is None:  # an older checkpoint: its training dataset names them
+            from ..data.coco import COCOInstances
 
-        classes = COCOInstances(args["dataset_root"], args["train_split"]).classes
+            classes = COCOInstances(args["dataset_root"], args["train_split"]).classes
         net = get_model(name, pretrained=False, pretrained_base=False, classes=classes, ctx=ctx, **overrides)
         net.load_parameters(model + ".params", ctx=ctx)
         return net

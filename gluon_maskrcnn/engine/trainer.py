@@ -176,7 +176,8 @@ class _Run:
         # in global batches of this run's shape; epoch_done_before: [(global batch, workers,
         # batches)] of the same epoch trained by runs of other shapes; images_seen: all epochs
         self.state = dict(epoch=0, epoch_batches=0, epoch_done_before=[], iteration=0, images_seen=0,
-                          best_segm_ap=-1.0, args=vars(args), shape=self.shape())
+                          best_segm_ap=-1.0, args=vars(args), shape=self.shape(),
+                          classes=list(self.net.classes))  # so a checkpoint loads without its dataset
 
     def shape(self):
         """The job's shape, recorded in checkpoints: workers, devices each, global batch."""

@@ -261,9 +261,11 @@ def test_hybridized_training_evaluates_between_epochs(tiny_root, tmp_path):
     assert json.load(open(prefix + "-epoch0002.json"))["epoch"] == 2
 
 
-def test_narrow_model_checkpoint_loads_back_with_its_widths(tiny_root, tmp_path):
+def test_narrow_model_checkpoint_loads_back_with_its_widths(tiny_root, tmp_path, monkeypatch):
     """--fpn-channels, --box-hidden and --mask-channels shape the network, and a checkpoint
-    restores them: load_model rebuilds the same network and it predicts the same."""
+    restores them: load_model rebuilds the same network and it predicts the same, with the
+    class names the checkpoint records (its dataset need not be there)."""
+    from gluon_maskrcnn.data import coco
     from gluon_maskrcnn.engine.loading import load_model
 
     prefix = str(tmp_path / "narrow" / "run")
@@ -273,7 +275,14 @@ def test_narrow_model_checkpoint_loads_back_with_its_widths(tiny_root, tmp_path)
     assert shapes["features.P2_conv1_weight"] == (32, 32, 3, 3)  # FPN output conv: 32 in, 32 out
     assert shapes["box_features.0.weight"] == (48, 32 * 7 * 7)  # fc6 on 7x7 ROIs of 32 channels
     assert shapes["mask.mask.weight"][1] == 16  # the 1x1 mask predictor reads 16 channels
+    assert json.load(open(prefix + "-last.json"))["classes"] == state["net"].classes
+
+    def no_dataset(*args, **kwargs):
+        raise AssertionError("load_model read the training dataset")
+
+    monkeypatch.setattr(coco, "COCOInstances", no_dataset)
     loaded = load_model(prefix + "-last")
+    assert loaded.classes == state["net"].classes
     image = mx.nd.random.uniform(-1, 1, shape=(1, 3, 96, 128))
     for got, want in zip(loaded(image), state["net"](image)):
         np.testing.assert_allclose(got.asnumpy(), want.asnumpy(), rtol=1e-5, atol=1e-5)
