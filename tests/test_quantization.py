@@ -163,3 +163,28 @@ def test_reproduced_counts_same_class_boxes_above_the_iou_bar():
     assert reproduced(reference, candidate, min_iou=1.01) == (0, 3)
     assert reproduced(reference, candidate, top=1) == (1, 1)
     assert reproduced(reference, candidate, min_score=0.95) == (0, 0)
+
+
+@pytest.mark.parametrize("fpn", [True, False])
+def test_spread_scores_gives_the_class_and_objectness_logits_the_asked_spread(fpn):
+    from helpers import tiny_model
+
+    from gluon_maskrcnn.benchmarks.int8_agreement import spread_scores
+
+    net, _ = tiny_model(fpn)
+    x = mx.nd.array(np.random.RandomState(0).normal(0, 1, (1, 3, 96, 128)))
+    spread_scores(net, x, target_std=2.0)
+    caught = {"cls": [], "rpn": []}
+
+    def keep(key):
+        return lambda block, inputs, output: caught[key].append(output.asnumpy().ravel())
+
+    rpn_head = getattr(net.rpn, "rpn_head", net.rpn)  # FPN: one head for every level (5 calls)
+    handles = [net.class_predictor.register_forward_hook(keep("cls")),
+               rpn_head.score.register_forward_hook(keep("rpn"))]
+    net(x)
+    for handle in handles:
+        handle.detach()
+    assert len(caught["rpn"]) == (5 if fpn else 1)
+    spreads = [np.concatenate(caught[key]).std() for key in ("cls", "rpn")]
+    np.testing.assert_allclose(spreads, [2.0, 2.0], rtol=1e-3)
