@@ -141,9 +141,9 @@ show(image, from_file, runtime.classes, "predicted by ONNX Runtime")
 #     python scripts/quantize_mask_rcnn.py --model runs/mask_rcnn-best --dataset-root data/synthetic \
 #         --split train --num-calib 32 --out exported/mask_rcnn_int8 --eval-split val
 #
-# At this page's 128 pixels the convolutions are a small part of the time printed below (NMS,
-# ROIAlign, decoding and pasting the masks stay float32); the speed-up shows at real sizes:
-# FPN R50 at 800x1216 runs 2.6x faster in int8 than in float32 (see the benchmarks page).
+# At this page's 128 pixels the convolutions are a smaller part of the time printed below (NMS,
+# ROIAlign, decoding and pasting the masks stay float32), so the gain is smaller than at real
+# sizes: FPN R50 at 800x1216 runs 2.6x faster in int8 than in float32 (see the benchmarks page).
 from gluon_maskrcnn.benchmarks.report import int8_instruction_set
 from gluon_maskrcnn.engine.int8 import compare_on_split, format_comparison
 from gluon_maskrcnn.quantization import quantize
