@@ -211,6 +211,13 @@ def test_a_non_portable_export_keeps_the_extension_ops_and_loads_them_in_a_fresh
             "(GLUON_MASKRCNN_FAST_OPS=0): export it with portable=True" % prefix) in off.stderr
     with pytest.raises(gm.errors.UserError, match="portable=False applies to format='mxnet'"):
         export_model(net, prefix, format="onnx", portable=False)
+    from mxnet import gpu
+
+    from gluon_maskrcnn.export import load_exported
+
+    with pytest.raises(gm.errors.UserError, match=r"%s uses gluon_maskrcnn's CPU operators .*which do not run on "
+                       r"gpu\(0\): export it with portable=True" % prefix):
+        load_exported(prefix, ctx=gpu(0))  # refused before anything is placed on the device
 
 
 def test_reset_class_keeps_carried_weights():
