@@ -1,5 +1,6 @@
 """Whole-model behaviour on tiny synthetic inputs: outputs, losses, hybridization, export."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -216,7 +217,7 @@ def test_a_non_portable_export_keeps_the_extension_ops_and_loads_them_in_a_fresh
     from gluon_maskrcnn.export import load_exported
 
     with pytest.raises(gm.errors.UserError, match=r"%s uses gluon_maskrcnn's CPU operators .*which do not run on "
-                       r"gpu\(0\): export it with portable=True" % prefix):
+                       r"gpu\(0\): export it with portable=True" % re.escape(prefix)):
         load_exported(prefix, ctx=gpu(0))  # refused before anything is placed on the device
 
 
