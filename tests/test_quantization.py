@@ -179,9 +179,8 @@ def test_spread_scores_gives_the_class_and_objectness_logits_the_asked_spread(fp
     def keep(key):
         return lambda block, inputs, output: caught[key].append(output.asnumpy().ravel())
 
-    rpn_head = getattr(net.rpn, "rpn_head", net.rpn)  # FPN: one head for every level (5 calls)
-    handles = [net.class_predictor.register_forward_hook(keep("cls")),
-               rpn_head.score.register_forward_hook(keep("rpn"))]
+    handles = [net.class_predictor.register_forward_hook(keep("cls")),  # FPN: one RPN head, 5 calls
+               net.rpn.head.score.register_forward_hook(keep("rpn"))]
     net(x)
     for handle in handles:
         handle.detach()

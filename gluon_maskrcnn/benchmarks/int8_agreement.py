@@ -3,8 +3,9 @@ detections the int8 copy reproduces. Used by ``scripts/compare_int8.py``.
 
 The networks are :func:`~gluon_maskrcnn.benchmarks.onnx_equality.calibrated_network`'s (random
 weights, BatchNorm statistics set from an image, so that every layer's output is O(1)), with
-the class and objectness logits spread as a trained network's (:func:`spread_scores`). Images are uint8 noise, which the inference transform normalises to O(1);
-int8 is calibrated on some and compared on others it has not seen.
+the class and objectness logits spread as a trained network's (:func:`spread_scores`). Images
+are uint8 noise, which the inference transform normalises to O(1); int8 is calibrated on some
+and compared on others it has not seen.
 """
 import json
 
@@ -52,8 +53,7 @@ def spread_scores(net, x, target_std=2.0):
             caught[key].append(output.asnumpy().ravel())
         return hook
 
-    rpn_head = getattr(net.rpn, "rpn_head", net.rpn)  # FPN: a shared head; C4: the RPN itself
-    layers = {"cls": net.class_predictor, "rpn": rpn_head.score}
+    layers = {"cls": net.class_predictor, "rpn": net.rpn.head.score}
     handles = [layer.register_forward_hook(keep(key)) for key, layer in layers.items()]
     net(x)
     for handle in handles:

@@ -151,8 +151,9 @@ class RPN(gluon.HybridBlock):
                 _add_head_layers(self, channels, num_anchors)  # GluonCV keeps C4 head layers here
 
     @property
-    def _head(self):
-        """The block holding conv1, score and loc (GluonCV keeps them on the RPN for C4)."""
+    def head(self):
+        """The block holding conv1, score and loc: the head shared by the FPN levels, or the RPN
+        itself for C4 (where GluonCV keeps them)."""
         return self.rpn_head if self.multi_level else self
 
     @property
@@ -251,7 +252,7 @@ class RPN(gluon.HybridBlock):
         sample. ``ctx``: device of the
         parameters when ``F`` is ``mx.nd``.
         """
-        head = self._head
+        head = self.head
         channels, num_anchors = head.conv1[0].weight.shape[0], head.score.weight.shape[0]
         weights = _head_params(F, head, ctx, feats[-1])
         frozen = [F.stop_gradient(w) for w in weights]
