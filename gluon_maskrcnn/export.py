@@ -6,6 +6,7 @@ any MXNet front end), plus ``out/mask_rcnn-meta.json`` with what inference needs
 graph: class names and the resize settings. :func:`load_exported` reads all three and returns
 a block that :func:`gluon_maskrcnn.predict` accepts.
 """
+import contextlib
 import json
 import os
 
@@ -48,30 +49,26 @@ def export_model(net, prefix, size=(800, 1333), format="mxnet", portable=True):
     if format != "mxnet":
         raise UserError("unknown export format %r: use 'mxnet' or 'onnx'" % (format,))
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    if portable:
-        with net.portable_ops():
-            net.hybridize(static_alloc=True)
-            forward_once(net, size)
-            net.export(prefix)
-        extension_ops = False
-    else:  # traced on the network's context: the extension operators where they run
+    with net.portable_ops() if portable else contextlib.nullcontext():
         net.hybridize(static_alloc=True)
-        forward_once(net, size)
-        net.export(prefix, portable=False)
+        forward_once(net, size)  # on the network's context: the extension operators only where they run
+        net.export(prefix, portable=portable)
         extension_ops = net.traced_with_extension_ops
-    meta = dict(classes=list(net.classes), short=net.short, max_size=net.max_size, outputs=list(net.INFER_OUTPUTS))
+    return _write_meta(prefix, dict(classes=list(net.classes), short=net.short, max_size=net.max_size,
+                                    outputs=list(net.INFER_OUTPUTS)), extension_ops)
+
+
+def _write_meta(prefix, meta, extension_ops):
+    """Write ``prefix-meta.json`` (``extension_ops`` recorded when True); the export's three file names."""
     if extension_ops:
-        meta["extension_ops"] = True
-    _write_meta(prefix, meta)
-    return [prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"]
+        meta = dict(meta, extension_ops=True)
 
-
-def _write_meta(prefix, meta):
     def write(tmp):
         with open(tmp, "w") as f:
             json.dump(meta, f, indent=1)
 
     atomic_write(prefix + "-meta.json", write)
+    return [prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"]
 
 
 def _export_graph(model, prefix, format):
@@ -83,12 +80,9 @@ def _export_graph(model, prefix, format):
     # a block writes the parameters of the cached graph it has run: run it once
     model(mx.nd.zeros((1, 3, 128, 128), ctx=network_context(model)))
     model.graph.export(prefix)
-    meta = dict(classes=model.classes, short=model.short, max_size=model.max_size,
-                outputs=["ids", "scores", "bboxes", "masks"], int8=model.int8)
-    if model.extension_ops:
-        meta["extension_ops"] = True
-    _write_meta(prefix, meta)
-    return [prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"]
+    return _write_meta(prefix, dict(classes=model.classes, short=model.short, max_size=model.max_size,
+                                    outputs=["ids", "scores", "bboxes", "masks"], int8=model.int8),
+                       model.extension_ops)
 
 
 class ExportedModel(mx.gluon.HybridBlock):
